@@ -3,6 +3,7 @@
 One place for them so the data layer, metrics, pictures and the app never disagree on a spelling.
 """
 
+import os
 from pathlib import Path
 
 # --- dataframe columns (OML format) ---
@@ -52,5 +53,5 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_IMAGE_SIZE = 224
 
 # --- where things live by default ---
-CACHE_ROOT = Path.home() / ".cache" / "metric_learning_explorer"
+CACHE_ROOT = Path(os.environ.get("EXPLORER_CACHE", Path.home() / ".cache" / "metric_learning_explorer"))
 MOCK_DATASET_PATH = CACHE_ROOT / "mock_dataset"

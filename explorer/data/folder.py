@@ -35,7 +35,9 @@ def dataframe_from_image_folder(
     if not root.is_dir():
         raise DatasetValidationError(f"Image folder {root} does not exist or is not a folder.")
     if not 0.0 < validation_fraction < 1.0:
-        raise DatasetValidationError(f"validation_fraction must be between 0 and 1 (exclusive), got {validation_fraction}.")
+        raise DatasetValidationError(
+            f"validation_fraction must be between 0 and 1 (exclusive), got {validation_fraction}."
+        )
     classes = _class_folders(root, with_categories)
     layout = "root/<category>/<class>/<image>" if with_categories else "root/<class>/<image>"
     if len(classes) < 2:

@@ -67,7 +67,9 @@ def read_image(path: str | Path, bbox: BBox | None = None) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ImageReadError(f"Image {path} is too large (decompression-bomb guard): {error}") from error
     except (OSError, SyntaxError, ValueError) as error:
-        raise ImageReadError(f"Cannot read image {path}: it is corrupt, truncated or not an image ({error}).") from error
+        raise ImageReadError(
+            f"Cannot read image {path}: it is corrupt, truncated or not an image ({error})."
+        ) from error
     image = _to_rgb(image)
     if bbox is not None:
         image = crop_to_bbox(image, bbox, path)

@@ -26,12 +26,15 @@ Points = list[tuple[float, float]]
 
 
 def _regular(n: int, radius: float, phase: float = -math.pi / 2) -> Points:
-    return [(radius * math.cos(phase + 2 * math.pi * i / n), radius * math.sin(phase + 2 * math.pi * i / n)) for i in range(n)]
+    return [
+        (radius * math.cos(phase + 2 * math.pi * i / n), radius * math.sin(phase + 2 * math.pi * i / n))
+        for i in range(n)
+    ]
 
 
 def _star() -> Points:
     outer, inner = _regular(5, 1.0), _regular(5, 0.42, -math.pi / 2 + math.pi / 5)
-    return [p for pair in zip(outer, inner) for p in pair]
+    return [p for pair in zip(outer, inner, strict=True) for p in pair]
 
 
 def _box(x0: float, y0: float, x1: float, y1: float) -> Points:
@@ -53,7 +56,10 @@ FIGURE_POLYGONS: dict[str, list[Points]] = {
 
 def _transform(polygons: list[Points], center: tuple[float, float], scale: float, angle: float) -> list[Points]:
     cos, sin = math.cos(angle), math.sin(angle)
-    return [[(center[0] + scale * (x * cos - y * sin), center[1] + scale * (x * sin + y * cos)) for x, y in poly] for poly in polygons]
+    return [
+        [(center[0] + scale * (x * cos - y * sin), center[1] + scale * (x * sin + y * cos)) for x, y in poly]
+        for poly in polygons
+    ]
 
 
 def _texture(pattern: str, size: int, color: tuple[int, int, int], rng: np.random.Generator) -> Image.Image:
@@ -85,7 +91,7 @@ def draw_figure(figure: str, pattern: str, image_size: int, rng: np.random.Gener
     background = tuple(int(v) for v in rng.integers(0, 256, 3))
     hue_color = tuple(int(v) for v in rng.integers(0, 256, 3))
     # keep the figure visible: push its colour away from the background
-    color = tuple(int((c + 128) % 256) if abs(c - b) < 80 else c for c, b in zip(hue_color, background))
+    color = tuple(int((c + 128) % 256) if abs(c - b) < 80 else c for c, b in zip(hue_color, background, strict=True))
     scale = image_size * float(rng.uniform(0.22, 0.4))
     margin = scale * 1.05
     center = (float(rng.uniform(margin, image_size - margin)), float(rng.uniform(margin, image_size - margin)))
@@ -168,7 +174,14 @@ def generate_shapes_dataset(
     classes = all_classes[:n_classes]
     order = list(range(0, n_classes, 2)) + list(range(1, n_classes, 2))
     return _write_dataset(
-        Path(root), [classes[i] for i in order], images_per_class, image_size, seed, True, lambda _: (True, True), progress
+        Path(root),
+        [classes[i] for i in order],
+        images_per_class,
+        image_size,
+        seed,
+        True,
+        lambda _: (True, True),
+        progress,
     )
 
 
