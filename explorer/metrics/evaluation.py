@@ -1,0 +1,171 @@
+"""One call from embeddings to trusted numbers: retrieval, metrics (nested, flat, per query) and worst queries.
+
+`evaluate_embeddings` is what the app and the CLI call with a dataset DataFrame; `evaluate_arrays` is the same on
+plain arrays (what `EmbeddingMetrics` accumulates).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from explorer import const as C
+from explorer.metrics.fnmr import calc_fnmr_at_fmr_streaming
+from explorer.metrics.functional import (
+    FNMR,
+    PCF,
+    MetricsDict,
+    calc_pcf,
+    calc_retrieval_metrics,
+    count_queries_without_gt,
+    flatten_metrics,
+    reduce_metrics,
+    select_worst,
+)
+from explorer.retrieval.results import RetrievalResults
+from explorer.retrieval.search import RetrievalInputs, prepare_inputs, retrieve_prepared, to_numpy
+
+
+@dataclass
+class EvaluationResult:
+    """Metrics of one embedding set and the retrieval results behind them."""
+
+    metrics: MetricsDict  # {"OVERALL": {"cmc": {1: float}, ...}, category: {...}}
+    metrics_unreduced: MetricsDict  # same nesting, per-query tensors (pcf, fnmr@fmr stay scalars)
+    retrieval: RetrievalResults
+    query_categories: np.ndarray | None  # category of every query (row of `retrieval`), or None
+    n_queries_without_gt: int  # precision undefined: non-empty list but no relevant gallery item
+    inputs: RetrievalInputs = field(repr=False)  # kept to retrieve deeper lists for pictures
+
+    @property
+    def metrics_flat(self) -> dict[str, float]:
+        return flatten_metrics(self.metrics)
+
+    @property
+    def n_queries(self) -> int:
+        return len(self.retrieval)
+
+    @property
+    def n_gallery(self) -> int:
+        return len(self.retrieval.gallery_ids)
+
+    def worst_queries(self, metric_name: str, n_queries: int) -> list[int]:
+        """Query positions with the lowest per-query value of a flat key such as "OVERALL/map/5"."""
+        unreduced = flatten_metrics(self.metrics_unreduced)
+        if metric_name not in unreduced:
+            per_query = [k for k, v in unreduced.items() if isinstance(v, Tensor)]
+            raise KeyError(f"No per-query metric {metric_name!r}; choose one of {per_query}.")
+        values = unreduced[metric_name]
+        if not isinstance(values, Tensor):
+            raise ValueError(f"{metric_name!r} is one number for the whole set, not per query: no worst queries.")
+        category = metric_name.split(C.METRIC_NAME_SEPARATOR)[0]
+        if category == C.OVERALL_CATEGORIES_KEY:
+            positions = np.arange(self.n_queries)
+        else:
+            positions = np.flatnonzero(np.asarray([str(c) for c in self.query_categories]) == category)
+        return [int(positions[i]) for i in select_worst(values, n_queries)]
+
+    def retrieval_for_queries(self, query_positions: Sequence[int], top_n: int) -> RetrievalResults:
+        """Rows of the given queries with at least `top_n` items, searching again (for them only) if needed."""
+        positions = [int(q) for q in query_positions]
+        bad = [q for q in positions if not 0 <= q < self.n_queries]
+        if bad:
+            raise IndexError(f"Query positions {bad} are out of range: there are {self.n_queries} queries.")
+        if top_n <= self.retrieval.top_n or self.retrieval.top_n >= self.n_gallery:
+            return self.retrieval.take(positions)
+        unique = sorted(set(positions))
+        subset = replace(
+            self.inputs,
+            query_ids=self.inputs.query_ids[unique],
+            query_embeddings=self.inputs.query_embeddings[unique],
+            query_labels=self.inputs.query_labels[unique],
+            query_sequences=self.inputs.query_sequences[unique],
+        )
+        deeper = retrieve_prepared(subset, top_n)
+        return deeper.take([unique.index(q) for q in positions])
+
+
+def evaluate_arrays(
+    embeddings: Tensor | np.ndarray,
+    labels: Any,
+    is_query: Any,
+    is_gallery: Any,
+    categories: Any | None = None,
+    sequence: Any | None = None,
+    cmc_top_k: Sequence[int] = (1, 5),
+    precision_top_k: Sequence[int] = (5,),
+    map_top_k: Sequence[int] = (5,),
+    fmr_vals: Sequence[float] = (),
+    pcf_variance: Sequence[float] = (0.5,),
+    top_n: int | None = None,
+    chunk_size: int | None = None,
+) -> EvaluationResult:
+    """Retrieve, then compute every metric. `top_n` (default: the largest k) sets how deep lists are kept."""
+    inputs = prepare_inputs(embeddings, labels, is_query, is_gallery, sequence)
+    depth = max([*cmc_top_k, *precision_top_k, *map_top_k, top_n or 1])
+    retrieval = retrieve_prepared(inputs, depth, chunk_size)
+    query_categories = None if categories is None else to_numpy(categories)[inputs.query_ids]
+    unreduced = calc_retrieval_metrics(
+        retrieval.is_relevant,
+        retrieval.n_gt,
+        retrieval.n_retrieved,
+        cmc_top_k,
+        precision_top_k,
+        map_top_k,
+        query_categories,
+    )
+    if pcf_variance:
+        all_embeddings = torch.as_tensor(embeddings)
+        unreduced[C.OVERALL_CATEGORIES_KEY][PCF] = calc_pcf(all_embeddings, pcf_variance)
+        if query_categories is not None:
+            item_categories = to_numpy(categories)
+            for category in unreduced:
+                if category != C.OVERALL_CATEGORIES_KEY:
+                    mask = torch.from_numpy(item_categories == category)
+                    unreduced[category][PCF] = calc_pcf(all_embeddings[mask], pcf_variance)
+    if fmr_vals:
+        unreduced[C.OVERALL_CATEGORIES_KEY][FNMR] = calc_fnmr_at_fmr_streaming(inputs, fmr_vals, chunk_size)
+    return EvaluationResult(
+        metrics=reduce_metrics(unreduced),
+        metrics_unreduced=unreduced,
+        retrieval=retrieval,
+        query_categories=query_categories,
+        n_queries_without_gt=count_queries_without_gt(retrieval.n_gt, retrieval.n_retrieved),
+        inputs=inputs,
+    )
+
+
+def evaluate_embeddings(embeddings: Tensor | np.ndarray, df: pd.DataFrame, **options: Any) -> EvaluationResult:
+    """`evaluate_arrays` with labels, query/gallery flags, category and sequence taken from an OML-format df.
+
+    Row i of `df` must describe embedding i (use the validation rows, in dataset order). `options` are those of
+    `evaluate_arrays` (cmc_top_k, precision_top_k, map_top_k, fmr_vals, pcf_variance, top_n, chunk_size).
+    """
+    if len(df) != len(embeddings):
+        raise ValueError(
+            f"The DataFrame has {len(df)} rows but there are {len(embeddings)} embeddings; pass the rows the "
+            f"embeddings were computed for, in the same order."
+        )
+    missing = [c for c in (C.LABELS_COLUMN, C.IS_QUERY_COLUMN, C.IS_GALLERY_COLUMN) if c not in df.columns]
+    if missing:
+        raise ValueError(f"The DataFrame lacks columns {missing} needed to evaluate retrieval.")
+    categories = df[C.CATEGORIES_COLUMN].astype(str).to_numpy() if C.CATEGORIES_COLUMN in df.columns else None
+    sequence = df[C.SEQUENCE_COLUMN].to_numpy() if C.SEQUENCE_COLUMN in df.columns else None
+    return evaluate_arrays(
+        embeddings,
+        df[C.LABELS_COLUMN].to_numpy(),
+        df[C.IS_QUERY_COLUMN].to_numpy(),
+        df[C.IS_GALLERY_COLUMN].to_numpy(),
+        categories=categories,
+        sequence=sequence,
+        **options,
+    )
+
+
+__all__ = ["EvaluationResult", "evaluate_arrays", "evaluate_embeddings"]
