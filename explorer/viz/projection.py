@@ -1,0 +1,400 @@
+"""2-D projections of embeddings (PCA, UMAP) and their interactive plotly figure.
+
+PCA is instant; UMAP takes seconds and its first call in a process compiles numba code (~20 s), so results are
+cached in memory and on disk, keyed by the embeddings' bytes and the parameters, and `warm_up_umap` lets the app
+pay the compile cost in the background at start-up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from scipy.sparse.linalg import svds
+
+from explorer.const import LABELS_COLUMN, PATHS_COLUMN, SPLIT_COLUMN
+
+ProjectionMethod = Literal["umap", "pca"]
+PROJECTION_METHODS: tuple[ProjectionMethod, ...] = ("umap", "pca")
+ProgressCallback = Callable[[float, str], None]
+
+UMAP_N_NEIGHBORS = 15
+UMAP_MIN_DIST = 0.1
+UMAP_MIN_ITEMS = 4  # umap-learn's spectral initialisation fails below this
+# Below this many items umap-learn finds exact neighbours, but through a per-pair Python call of its numba metric
+# (~12 s for 3,000 items); handing it the distance matrix from one BLAS product takes under a second instead.
+UMAP_EXACT_NEIGHBORS_MAX = 4096
+WEBGL_MIN_POINTS = 1000  # above this many points the figure uses Scattergl (WebGL) instead of SVG
+MAX_LEGEND_CATEGORIES = 30  # more categories than this share one trace without a legend
+MEMORY_CACHE_SIZE = 32
+UMAP_LAYOUT_START = 0.3  # share of the progress bar spent before UMAP's layout epochs (neighbour graph)
+PROJECTION_ID_COLUMN = "id"
+PROJECTION_X_COLUMN, PROJECTION_Y_COLUMN = "x", "y"
+PROJECTION_METHOD_COLUMN = "method"
+MISSING_CATEGORY = "n/a"
+MISSING_VALUE_COLOR = "lightgrey"
+CATEGORICAL_PALETTE = qualitative.Plotly + qualitative.D3[1:] + qualitative.Set2
+_CACHE_FORMAT_VERSION = 2
+
+_memory_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+_memory_cache_lock = threading.Lock()
+_warm_up_thread: threading.Thread | None = None
+_warm_up_lock = threading.Lock()
+
+
+class _EpochProgressStream:
+    """A file-like sink for umap-learn's tqdm bar (formatted as "n/total") that forwards the fraction done."""
+
+    _COUNTS = re.compile(r"(\d+)/(\d+)")
+
+    def __init__(self, progress: ProgressCallback):
+        self._progress = progress
+
+    def write(self, text: str) -> None:
+        counts = self._COUNTS.findall(text)
+        if counts:
+            done, total = map(int, counts[-1])
+            self._progress(UMAP_LAYOUT_START + (1 - UMAP_LAYOUT_START) * done / max(total, 1), "UMAP: layout")
+
+    def flush(self) -> None:
+        """tqdm flushes after each write; nothing is buffered here."""
+
+
+def _tqdm_kwds_reporting_to(progress: ProgressCallback | None) -> dict:
+    if progress is None:
+        return {"disable": False, "desc": "UMAP epochs", "leave": False}
+    return {
+        "disable": False,
+        "desc": "UMAP epochs",
+        "leave": False,
+        "bar_format": "{n}/{total}\n",
+        "file": _EpochProgressStream(progress),
+    }
+
+
+def calc_pca_projection(embeddings: np.ndarray) -> np.ndarray:
+    """First two principal components, [N, 2] float32, variance in decreasing order.
+
+    The sign of each component is fixed (its largest-magnitude loading is positive) so the same embeddings always
+    give the same picture. Missing dimensions (N < 3 or D < 2) are zero columns. Only the two leading singular
+    vectors are computed (ARPACK), which keeps thousands of 1000-D embeddings well under a second.
+    """
+    centered = embeddings.astype(np.float64) - embeddings.astype(np.float64).mean(axis=0)
+    if not centered.any():  # all embeddings equal (e.g. a collapsed model): every point sits at the origin
+        return np.zeros((len(embeddings), 2), dtype=np.float32)
+    if min(centered.shape) > 3:
+        left, singular, right = svds(centered, k=2, random_state=0)
+        order = np.argsort(singular)[::-1]
+        left, singular, right = left[:, order], singular[order], right[order]
+    else:
+        left, singular, right = np.linalg.svd(centered, full_matrices=False)
+    n_components = min(2, len(singular))
+    rows = np.arange(n_components)
+    signs = np.sign(right[rows, np.abs(right[:n_components]).argmax(axis=1)])
+    coords = np.zeros((len(embeddings), 2), dtype=np.float64)
+    coords[:, :n_components] = left[:, :n_components] * singular[:n_components] * signs
+    return coords.astype(np.float32)
+
+
+def calc_umap_projection(
+    embeddings: np.ndarray,
+    seed: int = 0,
+    n_neighbors: int = UMAP_N_NEIGHBORS,
+    min_dist: float = UMAP_MIN_DIST,
+    progress: ProgressCallback | None = None,
+) -> np.ndarray:
+    """UMAP to 2-D, [N, 2] float32; needs at least UMAP_MIN_ITEMS rows.
+
+    Euclidean metric. A fixed seed makes UMAP deterministic (and single-threaded). Epoch progress goes to
+    `progress` and, through tqdm, to `gr.Progress(track_tqdm=True)`.
+    """
+    import umap  # slow import (numba): only when UMAP is actually used
+
+    n_items = len(embeddings)
+    if n_items < UMAP_MIN_ITEMS:
+        raise ValueError(f"UMAP needs at least {UMAP_MIN_ITEMS} embeddings, got {n_items}; use PCA instead.")
+    exact = n_items < UMAP_EXACT_NEIGHBORS_MAX
+    reducer = umap.UMAP(
+        n_components=2,
+        n_neighbors=min(n_neighbors, n_items - 1),
+        min_dist=min_dist,
+        metric="precomputed" if exact else "euclidean",
+        random_state=seed,
+        n_jobs=1,
+        tqdm_kwds=_tqdm_kwds_reporting_to(progress),
+    )
+    data = _euclidean_distance_matrix(embeddings) if exact else embeddings.astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="n_jobs value .* overridden")
+        warnings.filterwarnings("ignore", message="using precomputed metric")
+        coords = reducer.fit_transform(data)
+    return np.asarray(coords, dtype=np.float32)
+
+
+def _euclidean_distance_matrix(embeddings: np.ndarray) -> np.ndarray:
+    """All pairwise euclidean distances [N, N] (float32) through one matrix product."""
+    points = embeddings.astype(np.float32)
+    squared_norms = np.einsum("ij,ij->i", points, points)
+    squared = squared_norms[:, None] + squared_norms[None, :] - 2 * (points @ points.T)
+    np.maximum(squared, 0, out=squared)
+    np.fill_diagonal(squared, 0)
+    return np.sqrt(squared)
+
+
+def compute_projection(
+    embeddings: np.ndarray,
+    method: ProjectionMethod,
+    seed: int = 0,
+    progress: ProgressCallback | None = None,
+    cache_dir: Path | None = None,
+) -> np.ndarray:
+    """2-D coordinates [N, 2] (float32) of `embeddings` [N, D], cached in memory and, if `cache_dir`, on disk.
+
+    UMAP on fewer than UMAP_MIN_ITEMS embeddings falls back to PCA and says so through `progress` and a warning.
+    """
+    embeddings = _validated_embeddings(embeddings)
+    if method not in PROJECTION_METHODS:
+        raise ValueError(f"Unknown projection method {method!r}; choose one of {', '.join(PROJECTION_METHODS)}.")
+    report = progress or (lambda fraction, message: None)
+    if method == "umap" and len(embeddings) < UMAP_MIN_ITEMS:
+        message = f"UMAP needs at least {UMAP_MIN_ITEMS} embeddings, got {len(embeddings)}: showing PCA instead."
+        warnings.warn(message, stacklevel=2)
+        report(0.0, message)
+        method = "pca"
+    params = {"seed": seed, "n_neighbors": UMAP_N_NEIGHBORS, "min_dist": UMAP_MIN_DIST} if method == "umap" else {}
+    key = projection_cache_key(embeddings, method, params)
+    cached = _read_cache(key, cache_dir)
+    if cached is not None:
+        report(1.0, f"{method.upper()}: loaded from cache")
+        return cached
+    report(0.0, f"{method.upper()}: projecting {len(embeddings)} embeddings")
+    if method == "pca":
+        coords = calc_pca_projection(embeddings)
+    else:
+        coords = calc_umap_projection(embeddings, seed=seed, progress=progress)
+    _write_cache(key, coords, cache_dir)
+    report(1.0, f"{method.upper()}: done")
+    return coords
+
+
+def projection_cache_key(embeddings: np.ndarray, method: ProjectionMethod, params: dict) -> str:
+    """Hex digest of the embeddings' shape, dtype and bytes plus the method and its parameters."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([_CACHE_FORMAT_VERSION, method, params, embeddings.shape, str(embeddings.dtype)]).encode())
+    digest.update(np.ascontiguousarray(embeddings).tobytes())
+    return digest.hexdigest()
+
+
+def _validated_embeddings(embeddings: np.ndarray) -> np.ndarray:
+    embeddings = np.asarray(embeddings)
+    if embeddings.ndim != 2:
+        raise ValueError(f"Embeddings must be a 2-D array [N, D], got shape {embeddings.shape}.")
+    if len(embeddings) == 0:
+        raise ValueError("There are no embeddings to project: the dataset is empty.")
+    if not np.issubdtype(embeddings.dtype, np.number):
+        raise ValueError(f"Embeddings must be numeric, got dtype {embeddings.dtype}.")
+    bad_rows = np.flatnonzero(~np.isfinite(embeddings).all(axis=1))
+    if len(bad_rows):
+        raise ValueError(
+            f"Embeddings of {len(bad_rows)} items contain NaN or infinity (first ids: {bad_rows[:5].tolist()}); "
+            "recompute them or check the extractor."
+        )
+    return embeddings
+
+
+def _read_cache(key: str, cache_dir: Path | None) -> np.ndarray | None:
+    with _memory_cache_lock:
+        if key in _memory_cache:
+            _memory_cache.move_to_end(key)
+            return _memory_cache[key].copy()
+    if cache_dir is None:
+        return None
+    path = Path(cache_dir) / f"projection_{key}.npy"
+    try:
+        coords = np.load(path)
+    except (OSError, ValueError):  # absent, or a half-written/corrupt file: recompute
+        return None
+    _remember(key, coords)
+    return coords.copy()
+
+
+def _write_cache(key: str, coords: np.ndarray, cache_dir: Path | None) -> None:
+    _remember(key, coords)
+    if cache_dir is None:
+        return
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    partial = cache_dir / f"projection_{key}.{threading.get_ident()}.tmp.npy"
+    np.save(partial, coords)
+    partial.replace(cache_dir / f"projection_{key}.npy")  # atomic: readers never see half a file
+
+
+def _remember(key: str, coords: np.ndarray) -> None:
+    with _memory_cache_lock:
+        _memory_cache[key] = coords.copy()
+        _memory_cache.move_to_end(key)
+        while len(_memory_cache) > MEMORY_CACHE_SIZE:
+            _memory_cache.popitem(last=False)
+
+
+def clear_memory_cache() -> None:
+    """Forget projections held in memory (the disk cache stays)."""
+    with _memory_cache_lock:
+        _memory_cache.clear()
+
+
+def warm_up_umap() -> threading.Thread:
+    """Import umap-learn and run it once on tiny data in a daemon thread, so numba compiles before the user asks.
+
+    Safe to call many times: only the first call starts a thread; later calls return the same one.
+    """
+    global _warm_up_thread
+    with _warm_up_lock:
+        if _warm_up_thread is None:
+            _warm_up_thread = threading.Thread(target=_run_tiny_umap, name="umap-warm-up", daemon=True)
+            _warm_up_thread.start()
+        return _warm_up_thread
+
+
+def _run_tiny_umap() -> None:
+    tiny = np.random.default_rng(0).normal(size=(32, 8)).astype(np.float32)
+    calc_umap_projection(tiny, progress=lambda fraction, message: None)  # a silent progress keeps the console clean
+
+
+def projection_figure(
+    coords: np.ndarray,
+    item_ids: Sequence[int],
+    labels: Sequence,
+    paths: Sequence[str],
+    color_values: Sequence,
+    color_name: str,
+    continuous: bool | None = None,
+    title: str = "",
+) -> go.Figure:
+    """Scatter plot of `coords` [N, 2] coloured by `color_values`, for the app's Embeddings view.
+
+    Hover shows each item's label, id, file and colour value; each point's `customdata` is its item id so a click
+    maps back to the item. Colours are categorical (label, split, query/gallery, hit@1) unless `continuous`
+    (map@5); None decides from the values: floating-point values are continuous. Missing values (None/NaN, e.g.
+    hit@1 of gallery-only items) are grey. Above WEBGL_MIN_POINTS points the traces use WebGL (Scattergl).
+    """
+    coords = np.asarray(coords)
+    if coords.ndim != 2 or coords.shape[1] != 2:
+        raise ValueError(f"Projection coordinates must have shape [N, 2], got {coords.shape}.")
+    n_items = len(coords)
+    for name, values in (("item_ids", item_ids), ("labels", labels), ("paths", paths), ("color_values", color_values)):
+        if len(values) != n_items:
+            raise ValueError(f"{name} has {len(values)} entries but there are {n_items} points; they must match.")
+    colors = pd.Series(list(color_values))
+    if continuous is None:
+        continuous = pd.api.types.is_float_dtype(colors)
+    missing = colors.isna().to_numpy()
+    hover = np.array(
+        [
+            f"label: {label}<br>id: {item_id}<br>file: {path}"
+            for label, item_id, path in zip(labels, item_ids, paths, strict=True)
+        ],
+        dtype=object,
+    )
+    if color_name != LABELS_COLUMN:
+        shown = [f"{value:.3f}" if continuous else str(value) for value in colors]
+        hover = hover + f"<br>{color_name}: " + np.where(missing, MISSING_CATEGORY, np.array(shown, dtype=object))
+    points = _Points(coords, np.asarray(item_ids), hover, go.Scattergl if n_items > WEBGL_MIN_POINTS else go.Scatter)
+    if continuous:
+        traces = _continuous_traces(points, colors.to_numpy(dtype=float, na_value=np.nan), missing, color_name)
+    else:
+        traces = _categorical_traces(points, colors, missing, color_name)
+    if missing.any():
+        traces.append(points.trace(missing, MISSING_CATEGORY, {"color": MISSING_VALUE_COLOR}))
+    figure = go.Figure(data=traces)
+    figure.update_layout(
+        title=title or None,
+        template="plotly_white",
+        height=600,
+        margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
+        legend_title_text=color_name,
+        hovermode="closest",
+        clickmode="event",
+        xaxis={"showticklabels": False, "zeroline": False, "title": None},
+        yaxis={"showticklabels": False, "zeroline": False, "title": None},
+    )
+    return figure
+
+
+class _Points:
+    """All points of one figure; `trace` makes a marker trace of a subset of them."""
+
+    def __init__(self, coords: np.ndarray, item_ids: np.ndarray, hover: np.ndarray, scatter: type):
+        self.coords, self.item_ids, self.hover, self.scatter = coords, item_ids, hover, scatter
+
+    def trace(self, mask: np.ndarray, name: str, marker: dict, showlegend: bool = True) -> go.Scatter | go.Scattergl:
+        return self.scatter(
+            x=self.coords[mask, 0],
+            y=self.coords[mask, 1],
+            mode="markers",
+            name=name,
+            showlegend=showlegend,
+            marker={"size": 7, "opacity": 0.85, **marker},
+            customdata=self.item_ids[mask],
+            text=self.hover[mask],
+            hovertemplate="%{text}<extra></extra>",
+        )
+
+
+def _categorical_traces(points: _Points, colors: pd.Series, missing: np.ndarray, color_name: str) -> list:
+    """One trace per category (legend toggles them), or one shared trace when there are too many categories."""
+    categories = pd.unique(colors[~missing])
+    palette = np.asarray(CATEGORICAL_PALETTE, dtype=object)
+    if len(categories) > MAX_LEGEND_CATEGORIES:
+        present = ~missing
+        codes = pd.Categorical(colors[present], categories=categories).codes
+        marker_colors = palette[codes % len(palette)]
+        return [points.trace(present, color_name, {"color": marker_colors}, showlegend=False)]
+    return [
+        points.trace((colors == category).to_numpy() & ~missing, str(category), {"color": palette[i % len(palette)]})
+        for i, category in enumerate(categories)
+    ]
+
+
+def _continuous_traces(points: _Points, values: np.ndarray, missing: np.ndarray, color_name: str) -> list:
+    """One trace on a continuous colour scale with a colour bar."""
+    marker = {"color": values[~missing], "colorscale": "Viridis", "showscale": True, "colorbar": {"title": color_name}}
+    return [points.trace(~missing, color_name, marker, showlegend=False)]
+
+
+def projection_frame(coords: np.ndarray, df: pd.DataFrame, method: ProjectionMethod) -> pd.DataFrame:
+    """Table for exporting a projection: item id (row position), label, path, split (when present), x, y, method."""
+    coords = np.asarray(coords)
+    if len(coords) != len(df):
+        raise ValueError(f"The projection has {len(coords)} points but the dataset has {len(df)} rows.")
+    frame = pd.DataFrame({PROJECTION_ID_COLUMN: np.arange(len(df))})
+    for column in (LABELS_COLUMN, PATHS_COLUMN, SPLIT_COLUMN):
+        if column in df.columns:
+            frame[column] = df[column].to_numpy()
+    frame[PROJECTION_X_COLUMN] = coords[:, 0]
+    frame[PROJECTION_Y_COLUMN] = coords[:, 1]
+    frame[PROJECTION_METHOD_COLUMN] = method
+    return frame
+
+
+def save_projection(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write a `projection_frame` as CSV or parquet, chosen by the file suffix."""
+    path = Path(path)
+    if path.suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif path.suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        raise ValueError(f"Cannot export a projection to {path.name!r}: use a .csv or .parquet file name.")
+    return path
