@@ -1,0 +1,1 @@
+"""Pictures and plots: retrieval rows (Pillow and matplotlib over one layout) and embedding projections."""
