@@ -1,0 +1,130 @@
+"""Training and inference benchmark (numbers for the README and the issue's closing note).
+
+1. Full training run on the generated shapes data: validation cmc@1 / map@5 before and after, seconds per epoch.
+2. Inference speed: `inference_on_images` (decode + transform + forward) in images/s against the bare model
+   forward on ready tensors, in the same process, so the ratio is meaningful even on a noisy machine.
+3. The offline pretrained preset's cmc@1 on ../shared/data/birds50 (validation half), skipped when absent.
+
+Run: .venv/bin/python bench/bench_training.py [--epochs 10] [--skip-birds]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from explorer import const as C  # noqa: E402
+from explorer.data import DatasetQueryGallery, generate_shapes_dataset, load_dataset, read_image  # noqa: E402
+from explorer.inference import inference_on_images  # noqa: E402
+from explorer.models import OFFLINE_PRESET, ViTExtractor  # noqa: E402
+from explorer.training import TrainingSettings, evaluate_extractor, train_extractor  # noqa: E402
+from explorer.training.train import VAL_CMC_1, VAL_MAP_5  # noqa: E402
+
+BIRDS = Path(__file__).resolve().parents[2] / "shared" / "data" / "birds50"
+
+
+def bench_training(root: Path, epochs: int, image_size: int) -> None:
+    df = generate_shapes_dataset(root, image_size=96)
+    train_df = df[df[C.SPLIT_COLUMN] == C.TRAIN_SPLIT].reset_index(drop=True)
+    val_df = df[df[C.SPLIT_COLUMN] == C.VALIDATION_SPLIT].reset_index(drop=True)
+    settings = TrainingSettings(
+        epochs=epochs, lr=3e-4, image_size=image_size, n_labels=8, n_instances=4, margin=0.2, augment=True
+    )
+    extractor = ViTExtractor(OFFLINE_PRESET, normalise_features=True)
+    started = time.perf_counter()
+    result = train_extractor(extractor, train_df, val_df, dataset_root=root, settings=settings)
+    total = time.perf_counter() - started
+    print(
+        f"\n## Training: {OFFLINE_PRESET} on shapes ({len(train_df)} train / {len(val_df)} val images), "
+        f"{image_size} px, {epochs} epochs, {len(train_df[C.LABELS_COLUMN].unique()) // settings.n_labels} "
+        f"batches of {settings.n_labels}x{settings.n_instances} per epoch"
+    )
+    print(result.history_frame().to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(
+        f"val cmc@1 before {result.initial_metrics[VAL_CMC_1]:.3f} -> after {result.final_metrics[VAL_CMC_1]:.3f}; "
+        f"map@5 {result.initial_metrics[VAL_MAP_5]:.3f} -> {result.final_metrics[VAL_MAP_5]:.3f}"
+    )
+    seconds = result.history_frame()["seconds"]
+    print(f"seconds per epoch (train + validation): median {seconds.median():.2f}, total run {total:.1f} s")
+
+    from_scratch = ViTExtractor(None, arch="resnet18", normalise_features=True)
+    scratch_settings = TrainingSettings(
+        epochs=epochs * 2, lr=1e-3, image_size=64, n_labels=8, n_instances=4, margin=0.2, augment=False
+    )
+    scratch = train_extractor(from_scratch, train_df, val_df, dataset_root=root, settings=scratch_settings)
+    print(
+        f"resnet18 from scratch, 64 px, {scratch_settings.epochs} epochs: val cmc@1 "
+        f"{scratch.initial_metrics[VAL_CMC_1]:.3f} -> {scratch.final_metrics[VAL_CMC_1]:.3f}, "
+        f"median {scratch.history_frame()['seconds'].median():.2f} s/epoch"
+    )
+
+
+def bench_inference(root: Path, batch_size: int = 32) -> None:
+    df = load_dataset(str(root / "df.csv")).df
+    paths = [str(root / p) for p in df[C.PATHS_COLUMN]]
+    extractor = ViTExtractor(OFFLINE_PRESET).eval()
+    transform = extractor.get_transforms()
+    ready = torch.stack([transform(read_image(p)) for p in paths])
+    with torch.inference_mode():
+        extractor(ready[:batch_size])  # warm-up
+        started = time.perf_counter()
+        for start in range(0, len(ready), batch_size):
+            extractor(ready[start : start + batch_size])
+        bare = len(ready) / (time.perf_counter() - started)
+    print(
+        f"\n## Inference: {OFFLINE_PRESET}, {len(paths)} images, 224 px, batch {batch_size}, "
+        f"{torch.get_num_threads()} torch threads"
+    )
+    print(f"bare forward on ready tensors: {bare:.1f} images/s")
+    for workers in (0, 2):
+        started = time.perf_counter()
+        inference_on_images(extractor, paths, transform, num_workers=workers, batch_size=batch_size)
+        rate = len(paths) / (time.perf_counter() - started)
+        print(f"inference_on_images, num_workers={workers}: {rate:.1f} images/s ({rate / bare:.2f} x bare forward)")
+
+
+def bench_birds(batch_size: int = 32) -> None:
+    if not BIRDS.is_dir():
+        print(f"\n## birds50: skipped ({BIRDS} not found)")
+        return
+    data = load_dataset(str(BIRDS))
+    extractor = ViTExtractor(OFFLINE_PRESET).eval()
+    dataset = DatasetQueryGallery(data.validation_df, data.root, transform=extractor.get_transforms())
+    started = time.perf_counter()
+    evaluation = evaluate_extractor(extractor, dataset, batch_size=batch_size, num_workers=2)
+    elapsed = time.perf_counter() - started
+    flat = evaluation.metrics_flat
+    print(
+        f"\n## birds50 validation half ({len(dataset)} images, "
+        f"{data.validation_df[C.LABELS_COLUMN].nunique()} classes), {OFFLINE_PRESET}, no training"
+    )
+    print(
+        f"cmc@1 {flat[VAL_CMC_1]:.3f}, cmc@5 {flat['OVERALL/cmc/5']:.3f}, map@5 {flat[VAL_MAP_5]:.3f} ({elapsed:.0f} s)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--image-size", type=int, default=96)
+    parser.add_argument("--skip-birds", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder) / "shapes"
+        bench_training(root, args.epochs, args.image_size)
+        bench_inference(root)
+    if not args.skip_birds:
+        bench_birds()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""`python -m explorer train|evaluate|embed`: the app's backend from a terminal.
+
+Data is a built-in name ("shapes", "mock"), an OML CSV or an image folder (`explorer.data.load_dataset`); the model
+is a preset, a timm pretrained name, a checkpoint, or `--arch` for random initialisation. Bad input ends with one
+line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from explorer import const as C
+from explorer.data.datasets import DatasetQueryGallery
+from explorer.data.images import ImageReadError
+from explorer.data.loading import LoadedDataset, load_dataset
+from explorer.data.schema import DatasetValidationError, bbox_of_row, resolve_path
+from explorer.inference.embed import inference_on_images
+from explorer.models.checkpoint import CheckpointError
+from explorer.models.extractor import ViTExtractor
+from explorer.models.hub import PretrainedWeightsUnavailable
+from explorer.models.registry import OFFLINE_PRESET, PRESETS
+from explorer.training.train import MINER_NAMES, OPTIMIZERS, TrainingSettings, evaluate_extractor, train_extractor
+
+EXIT_BAD_INPUT = 1
+EMBEDDINGS_COLUMN = "embedding"
+INPUT_ERRORS = (
+    DatasetValidationError,
+    ImageReadError,
+    CheckpointError,
+    PretrainedWeightsUnavailable,
+    FileNotFoundError,
+    ImportError,
+    KeyError,
+    ValueError,
+)
+
+
+class TqdmProgress:
+    """The project's progress callable, drawn as a tqdm bar."""
+
+    def __init__(self, description: str) -> None:
+        self.bar = tqdm(total=1.0, desc=description, bar_format="{l_bar}{bar}| {postfix}")
+
+    def __call__(self, fraction: float, message: str) -> None:
+        self.bar.n = round(fraction, 4)
+        self.bar.set_postfix_str(message, refresh=True)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="built-in name (shapes, mock), OML CSV, or image folder")
+    parser.add_argument("--root", default=None, help="folder the CSV's paths are relative to (default: its folder)")
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser, default_model: str | None) -> None:
+    parser.add_argument(
+        "--model",
+        default=default_model,
+        help=f"preset ({', '.join(PRESETS)}), timm 'arch.tag', or checkpoint .safetensors (default: {default_model})",
+    )
+    parser.add_argument("--arch", default=None, help="architecture for random initialisation (instead of --model)")
+    parser.add_argument("--normalise", action="store_true", help="L2-normalise embeddings")
+    parser.add_argument("--image-size", type=int, default=None, help="input size (default: the model's)")
+    parser.add_argument("--batch-size", type=int, default=32, help="inference batch size")
+    parser.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m explorer", description=__doc__.split("\n", 1)[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train an extractor and write a checkpoint")
+    _add_data_arguments(train)
+    _add_model_arguments(train, OFFLINE_PRESET)
+    train.add_argument("--out", required=True, help="checkpoint to write (.safetensors)")
+    defaults = TrainingSettings()
+    train.add_argument("--epochs", type=int, default=defaults.epochs)
+    train.add_argument("--lr", type=float, default=defaults.lr)
+    train.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=defaults.optimizer)
+    train.add_argument("--margin", type=float, default=defaults.margin, help="triplet margin; negative: soft margin")
+    train.add_argument("--miner", choices=MINER_NAMES, default=defaults.miner)
+    train.add_argument("--n-labels", type=int, default=defaults.n_labels)
+    train.add_argument("--n-instances", type=int, default=defaults.n_instances)
+    train.add_argument("--no-augment", action="store_true", help="train without augmentations")
+    train.add_argument("--seed", type=int, default=defaults.seed)
+
+    evaluate = commands.add_parser("evaluate", help="print the validation metrics of a model")
+    _add_data_arguments(evaluate)
+    _add_model_arguments(evaluate, OFFLINE_PRESET)
+
+    embed = commands.add_parser("embed", help="embed a dataset's images to .npy or .parquet")
+    _add_data_arguments(embed)
+    _add_model_arguments(embed, OFFLINE_PRESET)
+    embed.add_argument("--split", choices=(*C.SPLITS, "all"), default="all")
+    embed.add_argument("--out", required=True, help="output file: .npy (matrix) or .parquet (rows + embedding)")
+    return parser
+
+
+def _extractor(args: argparse.Namespace) -> ViTExtractor:
+    if args.arch is not None:
+        extractor = ViTExtractor(None, arch=args.arch, normalise_features=args.normalise)
+    else:
+        extractor = ViTExtractor(args.model, normalise_features=args.normalise or None)
+    extractor.set_input_size(args.image_size)
+    return extractor
+
+
+def _validation_dataset(data: LoadedDataset, extractor: ViTExtractor) -> DatasetQueryGallery:
+    if data.validation_df.empty:
+        raise DatasetValidationError(f"{data.name} has no '{C.VALIDATION_SPLIT}' rows to evaluate on.")
+    return DatasetQueryGallery(data.validation_df, data.root, transform=extractor.get_transforms())
+
+
+def run_train(args: argparse.Namespace) -> None:
+    data = load_dataset(args.data, args.root)
+    if data.train_df.empty:
+        raise DatasetValidationError(f"{data.name} has no '{C.TRAIN_SPLIT}' rows to train on.")
+    settings = TrainingSettings(
+        epochs=args.epochs,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        margin=None if args.margin < 0 else args.margin,
+        miner=args.miner,
+        n_labels=args.n_labels,
+        n_instances=args.n_instances,
+        image_size=args.image_size,
+        augment=not args.no_augment,
+        num_workers=args.num_workers,
+        eval_batch_size=args.batch_size,
+        seed=args.seed,
+    )
+    progress = TqdmProgress("Training")
+    try:
+        result = train_extractor(
+            _extractor(args),
+            data.train_df,
+            data.validation_df if not data.validation_df.empty else None,
+            dataset_root=data.root,
+            settings=settings,
+            progress=progress,
+            checkpoint_path=args.out,
+        )
+    finally:
+        progress.close()
+    print(result.history_frame().to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if result.stopped_reason:
+        print(f"Stopped early: {result.stopped_reason}", file=sys.stderr)
+    print(f"Checkpoint: {result.checkpoint_path}")
+
+
+def run_evaluate(args: argparse.Namespace) -> None:
+    data = load_dataset(args.data, args.root)
+    extractor = _extractor(args)
+    progress = TqdmProgress("Embedding")
+    try:
+        evaluation = evaluate_extractor(
+            extractor, _validation_dataset(data, extractor), args.batch_size, args.num_workers, progress
+        )
+    finally:
+        progress.close()
+    table = pd.Series(evaluation.metrics_flat, name="value").rename_axis("metric").reset_index()
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"{evaluation.n_queries} queries, {evaluation.n_gallery} gallery items")
+    if evaluation.n_queries_without_gt:
+        print(f"{evaluation.n_queries_without_gt} queries have no relevant gallery item")
+
+
+def run_embed(args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    if out.suffix.lower() not in (".npy", ".parquet"):
+        raise ValueError(f"--out {out} must end with .npy or .parquet.")
+    data = load_dataset(args.data, args.root)
+    df = data.df if args.split == "all" else data.df[data.df[C.SPLIT_COLUMN] == args.split].reset_index(drop=True)
+    if df.empty:
+        raise DatasetValidationError(f"{data.name} has no rows in split {args.split!r}.")
+    extractor = _extractor(args)
+    embeddings = inference_on_images(
+        extractor,
+        [resolve_path(p, data.root) for p in df[C.PATHS_COLUMN]],
+        extractor.get_transforms(),
+        num_workers=args.num_workers,
+        batch_size=args.batch_size,
+        verbose=True,
+        bboxes=[bbox_of_row(row) for _, row in df.iterrows()],
+    ).numpy()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".npy":
+        np.save(out, embeddings)
+    else:
+        df.assign(**{EMBEDDINGS_COLUMN: list(embeddings)}).to_parquet(out, index=False)
+    print(f"Wrote {embeddings.shape[0]} x {embeddings.shape[1]} embeddings to {out}")
+
+
+COMMANDS = {"train": run_train, "evaluate": run_evaluate, "embed": run_embed}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except INPUT_ERRORS as error:
+        message = " ".join(str(error.args[0] if isinstance(error, KeyError) and error.args else error).split())
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0

@@ -1,0 +1,89 @@
+"""`inference_on_images`: image files -> [N, D] embeddings, decoding in DataLoader workers under inference mode."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from explorer.data.images import BBox, read_image
+from explorer.models.transforms import ImageReader, Transform
+
+Progress = Callable[[float, str], None]  # (fraction done, message), the project-wide progress convention
+
+
+class ImagesDataset(Dataset):
+    """Decoded, cropped and transformed images: the work that DataLoader workers do in parallel."""
+
+    def __init__(
+        self,
+        paths: Sequence[str | Path],
+        transform: Transform,
+        bboxes: Sequence[BBox | None] | None = None,
+        image_reader: ImageReader = read_image,
+    ) -> None:
+        if bboxes is not None and len(bboxes) != len(paths):
+            raise ValueError(f"{len(bboxes)} bboxes for {len(paths)} paths: give one (or None) per path.")
+        self.paths = [str(path) for path in paths]
+        self.bboxes = list(bboxes) if bboxes is not None else [None] * len(self.paths)
+        self.transform = transform
+        self.image_reader = image_reader
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.transform(self.image_reader(self.paths[index], self.bboxes[index]))
+
+
+def model_device(model: nn.Module) -> torch.device:
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
+def inference_on_images(
+    model: nn.Module,
+    paths: Sequence[str | Path],
+    transform: Transform,
+    num_workers: int = 0,
+    batch_size: int = 8,
+    progress: Progress | None = None,
+    verbose: bool = False,
+    bboxes: Sequence[BBox | None] | None = None,
+    image_reader: ImageReader = read_image,
+) -> torch.Tensor:
+    """Embeddings of `paths` in order, as a float32 CPU tensor [N, D].
+
+    The model runs in eval mode on its own device (its previous mode is restored); `progress(fraction, message)`
+    is called after every batch, `verbose` shows a tqdm bar.
+    """
+    dataset = ImagesDataset(paths, transform, bboxes, image_reader)
+    device = model_device(model)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
+    was_training = model.training
+    model.eval()
+    outputs: list[torch.Tensor] = []
+    done = 0
+    try:
+        with torch.inference_mode():
+            for images in tqdm(loader, desc="Embedding images", disable=not verbose):
+                outputs.append(model(images.to(device, non_blocking=True)).float().cpu())
+                done += len(images)
+                if progress is not None:
+                    progress(done / len(dataset), f"Embedded {done}/{len(dataset)} images")
+    finally:
+        model.train(was_training)
+    if not outputs:
+        return torch.empty(0, int(getattr(model, "feat_dim", 0)))
+    return torch.cat(outputs)  # outside inference mode: an ordinary tensor, usable in autograd code later

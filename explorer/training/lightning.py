@@ -1,0 +1,233 @@
+"""Lightning integration: `ExtractorModule` (train with a criterion, embed in validation) and `MetricValCallback`.
+
+Lightning is the engine that scales past one process (`devices=`, `strategy="ddp"`); the callback gathers the
+validation batches of every process and places them by dataset index, so metrics are the single-process ones.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import lightning.pytorch as pl
+import matplotlib.pyplot as plt
+import torch
+from lightning.pytorch.loggers import Logger, MLFlowLogger, TensorBoardLogger, WandbLogger
+from lightning.pytorch.loggers.neptune import NeptuneLogger  # not re-exported by lightning.pytorch.loggers
+from torch import Tensor, nn
+
+from explorer import const as C
+from explorer.metrics.embedding_metrics import EmbeddingMetrics
+from explorer.metrics.functional import flatten_metrics
+
+WORST_QUERIES_TO_PLOT = 3
+INSTANCES_PER_PLOTTED_QUERY = 5
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss; the weights before that step are still the last good ones."""
+
+
+def check_finite_loss(loss: Tensor, where: str) -> None:
+    if not torch.isfinite(loss.detach()).all():
+        raise NonFiniteLossError(
+            f"The loss became {loss.item()} at {where}: training stopped before applying that step. Lower the "
+            "learning rate, use a margin, or check the data; the last saved checkpoint is still valid."
+        )
+
+
+class ExtractorModule(pl.LightningModule):
+    """Trains `extractor` with `criterion(embeddings, labels)`; validation returns the batch plus its embeddings.
+
+    Logs the loss and every value of `criterion.last_logs` (active_tri, pos_dist, neg_dist with `need_logs`).
+    """
+
+    def __init__(
+        self,
+        extractor: nn.Module,
+        criterion: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+        scheduler_interval: str = "step",
+        input_tensors_key: str = C.INPUT_TENSORS_KEY,
+        labels_key: str = C.LABELS_KEY,
+        embeddings_key: str = C.EMBEDDINGS_KEY,
+    ) -> None:
+        super().__init__()
+        self.extractor = extractor
+        self.criterion = criterion
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.scheduler_interval = scheduler_interval
+        self.input_tensors_key = input_tensors_key
+        self.labels_key = labels_key
+        self.embeddings_key = embeddings_key
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.extractor(images)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        embeddings = self.extractor(batch[self.input_tensors_key])
+        loss = self.criterion(embeddings, batch[self.labels_key])
+        check_finite_loss(loss, f"epoch {self.current_epoch}, batch {batch_idx}")
+        size = len(embeddings)
+        self.log("loss", loss.detach(), prog_bar=True, batch_size=size, on_step=True, on_epoch=True)
+        for name, value in getattr(self.criterion, "last_logs", {}).items():
+            self.log(name, float(value), batch_size=size, on_step=True, on_epoch=True)
+        self.log("lr", self.optimizer.param_groups[0]["lr"], batch_size=size, on_step=True, on_epoch=False)
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
+        return {**batch, self.embeddings_key: self.extractor(batch[self.input_tensors_key])}
+
+    def configure_optimizers(self) -> Any:
+        if self.scheduler is None:
+            return self.optimizer
+        return {
+            "optimizer": self.optimizer,
+            "lr_scheduler": {"scheduler": self.scheduler, "interval": self.scheduler_interval},
+        }
+
+
+def _detached(batch: dict[str, Any]) -> dict[str, Any]:
+    """A batch safe to keep until the epoch ends: tensors on CPU, no graph, no image tensors (memory)."""
+    return {
+        key: value.detach().cpu() if isinstance(value, Tensor) else value
+        for key, value in batch.items()
+        if key != C.INPUT_TENSORS_KEY
+    }
+
+
+class MetricValCallback(pl.Callback):
+    """Feeds validation outputs to `metric` (an `EmbeddingMetrics`), logs its flat metrics each validation epoch.
+
+    Batches are kept per process and gathered across processes at the end of the epoch; each row is placed by
+    its dataset index (`idx`), so DDP's split and padding do not change the numbers. With `log_images`, pictures
+    of the worst queries by each per-query metric go to the logger.
+    """
+
+    def __init__(
+        self, metric: EmbeddingMetrics, log_images: bool = False, n_worst_queries: int = WORST_QUERIES_TO_PLOT
+    ):
+        super().__init__()
+        if log_images and C.PATHS_KEY not in metric.extra_keys:
+            raise ValueError(
+                f"log_images=True draws retrieval pictures, which need image paths: create the metric with "
+                f"EmbeddingMetrics(extra_keys=('{C.PATHS_KEY}',))."
+            )
+        self.metric = metric
+        self.log_images = log_images
+        self.n_worst_queries = n_worst_queries
+        self._batches: list[dict[str, Any]] = []
+        self.last_metrics: dict[str, float] = {}
+
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._batches = []
+
+    def on_validation_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        self._batches.append(_detached(outputs))
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or not self._batches:
+            return
+        batches = self._gathered(trainer)
+        self.metric.setup(num_samples=_validation_size(trainer, batches))
+        for batch in batches:
+            self.metric.update_data(batch)
+        self.metric.compute_metrics()
+        self.last_metrics = {key: float(value) for key, value in flatten_metrics(self.metric.metrics).items()}
+        pl_module.log_dict(self.last_metrics, on_epoch=True, add_dataloader_idx=False, sync_dist=False)
+        if self.log_images and trainer.is_global_zero:
+            self._log_worst_queries(trainer)
+        self._batches = []
+
+    def _gathered(self, trainer: pl.Trainer) -> list[dict[str, Any]]:
+        if trainer.world_size == 1:
+            return self._batches
+        if any(C.INDEX_KEY not in batch for batch in self._batches):
+            raise KeyError(
+                f"With several processes, validation batches need the dataset index under '{C.INDEX_KEY}' to be "
+                "put back in order; DatasetQueryGallery provides it."
+            )
+        per_process: list[list[dict[str, Any]] | None] = [None] * trainer.world_size
+        torch.distributed.all_gather_object(per_process, self._batches)
+        return [batch for batches in per_process for batch in batches]
+
+    def _log_worst_queries(self, trainer: pl.Trainer) -> None:
+        unreduced = flatten_metrics(self.metric.metrics_unreduced)
+        for name, values in unreduced.items():
+            if not (isinstance(values, Tensor) and name.startswith(C.OVERALL_CATEGORIES_KEY)):
+                continue
+            figure = self.metric.get_plot_for_worst_queries(
+                metric_name=name, n_queries=self.n_worst_queries, n_instances=INSTANCES_PER_PLOTTED_QUERY
+            )
+            for logger in trainer.loggers:
+                log_figure(logger, f"worst_queries/{name}", figure, trainer.global_step)
+            plt.close(figure)
+
+
+def _validation_size(trainer: pl.Trainer, batches: list[dict[str, Any]]) -> int:
+    """Dataset size when the loader exposes it, else the largest index seen + 1, else the row count."""
+    loaders = trainer.val_dataloaders
+    loader = loaders[0] if isinstance(loaders, list | tuple) else loaders
+    dataset = getattr(loader, "dataset", None)
+    if dataset is not None and hasattr(dataset, "__len__"):
+        return len(dataset)
+    if all(C.INDEX_KEY in batch for batch in batches):
+        return int(max(int(torch.as_tensor(batch[C.INDEX_KEY]).max()) for batch in batches)) + 1
+    return sum(len(batch[C.EMBEDDINGS_KEY]) for batch in batches)
+
+
+def log_figure(logger: Logger, tag: str, figure: plt.Figure, step: int) -> None:
+    """Send a matplotlib figure to whichever experiment tracker `logger` is."""
+    if isinstance(logger, TensorBoardLogger):
+        logger.experiment.add_figure(tag, figure, global_step=step, close=False)
+    elif isinstance(logger, WandbLogger):
+        logger.log_image(key=tag, images=[figure], step=step)
+    elif isinstance(logger, MLFlowLogger):
+        logger.experiment.log_figure(logger.run_id, figure, f"{tag}_step{step}.png")
+    elif isinstance(logger, NeptuneLogger):
+        from neptune.types import File
+
+        logger.experiment[tag].append(File.as_image(figure))
+
+
+# logger kind -> (package to import, environment variable holding the key or None, factory)
+_LOGGERS: dict[str, tuple[str | None, str | None, Callable[..., Logger]]] = {
+    "tensorboard": (None, None, lambda save_dir, project: TensorBoardLogger(save_dir, name=project)),
+    "wandb": (
+        "wandb",
+        "WANDB_API_KEY",
+        lambda save_dir, project: WandbLogger(project=project, save_dir=save_dir, log_model=False),
+    ),
+    "neptune": (
+        "neptune",
+        "NEPTUNE_API_TOKEN",
+        lambda save_dir, project: NeptuneLogger(project=project, log_model_checkpoints=False),
+    ),
+    "mlflow": ("mlflow", None, lambda save_dir, project: MLFlowLogger(experiment_name=project, save_dir=save_dir)),
+}
+
+
+def create_logger(kind: str = "tensorboard", save_dir: str = ".", project: str = "metric_learning") -> Logger:
+    """A Lightning logger by name, or one clear message saying which package or key is missing."""
+    if kind not in _LOGGERS:
+        raise ValueError(f"Unknown logger {kind!r}: choose one of {', '.join(_LOGGERS)}.")
+    package, key_variable, factory = _LOGGERS[kind]
+    if package is not None:
+        try:
+            __import__(package)
+        except ImportError as error:
+            raise ImportError(f"The {kind} logger needs the package {package!r}: pip install {package}") from error
+    if key_variable is not None and not os.environ.get(key_variable):
+        raise ValueError(f"The {kind} logger needs an API key: set the environment variable {key_variable}.")
+    return factory(save_dir, project)

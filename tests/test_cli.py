@@ -1,0 +1,102 @@
+"""`python -m explorer train|evaluate|embed` on a small generated dataset."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from explorer.cli import main
+from explorer.data import generate_shapes_dataset
+from explorer.models import ViTExtractor, read_checkpoint_metadata
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # tests never wait on the Hugging Face hub
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--arch", "test_efficientnet", "--image-size", "32"]
+
+
+@pytest.fixture(scope="module")
+def csv_path(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shapes")
+    generate_shapes_dataset(root, n_classes=8, images_per_class=4, image_size=48, seed=0)
+    return root / "df.csv"
+
+
+def test_train_writes_a_checkpoint_and_prints_the_history(csv_path, tmp_path, capsys):
+    out = tmp_path / "model.safetensors"
+    argv = [
+        "train",
+        "--data",
+        str(csv_path),
+        *TINY,
+        "--out",
+        str(out),
+        "--epochs",
+        "2",
+        "--n-labels",
+        "2",
+        "--n-instances",
+        "2",
+        "--lr",
+        "1e-3",
+    ]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "val_cmc_1" in printed and f"Checkpoint: {out}" in printed
+    metadata = read_checkpoint_metadata(out)
+    assert metadata.training["epochs_done"] == 2 and metadata.image_config["input_size"] == 32
+
+
+def test_evaluate_prints_the_metrics_table(csv_path, tmp_path, capsys):
+    checkpoint = ViTExtractor(None, arch="test_efficientnet").save(tmp_path / "model.safetensors")
+    assert main(["evaluate", "--data", str(csv_path), "--model", str(checkpoint), "--image-size", "32"]) == 0
+    printed = capsys.readouterr().out
+    for metric in ("OVERALL/cmc/1", "OVERALL/cmc/5", "OVERALL/map/5", "OVERALL/precision/5"):
+        assert metric in printed
+    assert "16 queries, 16 gallery items" in printed
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".parquet"])
+def test_embed_writes_one_row_per_image(csv_path, tmp_path, suffix):
+    out = tmp_path / f"embeddings{suffix}"
+    assert main(["embed", "--data", str(csv_path), *TINY, "--split", "validation", "--out", str(out)]) == 0
+    if suffix == ".npy":
+        assert np.load(out).shape == (16, 256)
+    else:
+        table = pd.read_parquet(out)
+        assert len(table) == 16 and len(table["embedding"][0]) == 256 and "label" in table.columns
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["evaluate", "--data", "/no/such/data.csv"], "neither a built-in dataset"),
+        (["evaluate", "--data", "mock", "--model", "/no/such/model.safetensors"], "Checkpoint file not found"),
+        (["embed", "--data", "mock", *TINY, "--out", "embeddings.txt"], "must end with .npy or .parquet"),
+        (["train", "--data", "mock", *TINY, "--out", "m.safetensors", "--n-labels", "9"], "only 4 distinct labels"),
+    ],
+)
+def test_bad_input_gives_one_line_and_non_zero_exit(argv, message, capsys):
+    assert main(argv) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("error: ") and message in error
+
+
+def test_module_entry_point_runs_as_a_program(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "explorer", "evaluate", "--data", str(tmp_path / "missing")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert done.returncode == 1 and done.stderr.strip().startswith("error: ")
+    assert len(done.stderr.strip().splitlines()) == 1

@@ -1,0 +1,106 @@
+"""Lightning pieces beyond the seed's workflow: logged keys, NaN stop, loggers, metrics gathered from 2 processes."""
+
+from __future__ import annotations
+
+import os
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from explorer.data import DatasetQueryGallery, DatasetWithLabels, download_mock_dataset
+from explorer.metrics import EmbeddingMetrics
+from explorer.models import ViTExtractor
+from explorer.models.transforms import ImageConfig, eval_transform
+from explorer.training import (
+    AllTripletsMiner,
+    BalanceSampler,
+    ExtractorModule,
+    MetricValCallback,
+    NonFiniteLossError,
+    TripletLossWithMiner,
+    create_logger,
+)
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # tests never wait on the Hugging Face hub
+
+TRANSFORM = eval_transform(ImageConfig(input_size=48, mean=(0.5,) * 3, std=(0.5,) * 3))
+TRAINER_OPTIONS = {"accelerator": "cpu", "enable_progress_bar": False, "enable_model_summary": False}
+
+
+@pytest.fixture(scope="module")
+def loaders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mock")
+    df_train, df_val = download_mock_dataset(root)
+    train = DatasetWithLabels(df_train, dataset_root=root, transform=TRANSFORM)
+    val = DatasetQueryGallery(df_val, dataset_root=root, transform=TRANSFORM)
+    sampler = BalanceSampler(train.get_labels(), n_labels=2, n_instances=3)
+    return DataLoader(train, batch_sampler=sampler), DataLoader(val, batch_size=5)
+
+
+def _module(need_logs: bool = True) -> ExtractorModule:
+    torch.manual_seed(0)
+    extractor = ViTExtractor(None, arch="test_efficientnet")
+    criterion = TripletLossWithMiner(margin=0.1, miner=AllTripletsMiner(), need_logs=need_logs)
+    return ExtractorModule(extractor, criterion, torch.optim.SGD(extractor.parameters(), lr=1e-3))
+
+
+def test_extractor_module_logs_loss_and_triplet_statistics(loaders, tmp_path):
+    train_loader, val_loader = loaders
+    callback = MetricValCallback(EmbeddingMetrics(cmc_top_k=(1,), verbose=False))
+    trainer = pl.Trainer(max_epochs=1, callbacks=[callback], logger=False, default_root_dir=tmp_path, **TRAINER_OPTIONS)
+    trainer.fit(_module(), train_dataloaders=train_loader, val_dataloaders=val_loader)
+    logged = trainer.callback_metrics
+    for key in ("loss_epoch", "active_tri_epoch", "pos_dist_epoch", "neg_dist_epoch", "OVERALL/cmc/1"):
+        assert key in logged
+    assert callback.last_metrics["OVERALL/cmc/1"] == pytest.approx(float(logged["OVERALL/cmc/1"]))
+
+
+def test_nan_loss_stops_lightning_training_before_the_step(loaders, tmp_path):
+    train_loader, _ = loaders
+    module = _module()
+    module.extractor.model.conv_stem.weight.data[0, 0, 0, 0] = float("nan")
+    before = {k: v.detach().clone() for k, v in module.extractor.named_parameters()}
+    trainer = pl.Trainer(max_epochs=1, logger=False, default_root_dir=tmp_path, **TRAINER_OPTIONS)
+    with pytest.raises(NonFiniteLossError, match="loss became nan at epoch 0, batch 0.*last saved checkpoint"):
+        trainer.fit(module, train_dataloaders=train_loader)
+    for key, value in module.extractor.named_parameters():  # no optimiser step was taken
+        torch.testing.assert_close(value.detach(), before[key], equal_nan=True)
+
+
+def test_log_images_without_paths_is_refused_with_the_fix():
+    with pytest.raises(ValueError, match="extra_keys=\\('paths',\\)"):
+        MetricValCallback(EmbeddingMetrics(), log_images=True)
+
+
+def test_loggers_without_package_or_key_give_one_clear_message(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    with pytest.raises((ImportError, ValueError), match="wandb.*(pip install wandb|WANDB_API_KEY)"):
+        create_logger("wandb", str(tmp_path))
+    with pytest.raises(ValueError, match="Unknown logger 'comet'"):
+        create_logger("comet", str(tmp_path))
+    assert isinstance(create_logger("tensorboard", str(tmp_path)), pl.loggers.TensorBoardLogger)
+
+
+def test_validation_metrics_gathered_from_two_processes_equal_single_process(loaders, tmp_path):
+    """DDP splits (and pads) the 12 validation items across processes; gathering by index must undo that."""
+    _, val_loader = loaders
+    module = _module()
+    single = MetricValCallback(EmbeddingMetrics(cmc_top_k=(1, 2), verbose=False))
+    pl.Trainer(callbacks=[single], logger=False, default_root_dir=tmp_path, devices=1, **TRAINER_OPTIONS).validate(
+        module, val_loader, verbose=False
+    )
+    trainer = pl.Trainer(
+        callbacks=[MetricValCallback(EmbeddingMetrics(cmc_top_k=(1, 2), verbose=False))],
+        logger=False,
+        default_root_dir=tmp_path,
+        devices=2,
+        strategy="ddp_spawn",
+        **TRAINER_OPTIONS,
+    )
+    trainer.validate(module, DataLoader(val_loader.dataset, batch_size=5), verbose=False)
+    gathered = {key: float(value) for key, value in trainer.callback_metrics.items()}
+    assert gathered.keys() >= single.last_metrics.keys()
+    for key, value in single.last_metrics.items():
+        assert gathered[key] == pytest.approx(value, abs=1e-6), key

@@ -1,0 +1,289 @@
+"""Sampler invariants, miners against brute force, losses against torch, and the `train_extractor` loop."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections import Counter
+
+import pytest
+import torch
+from torch import nn
+
+from explorer import const as C
+from explorer.data import generate_shapes_dataset
+from explorer.models import ViTExtractor
+from explorer.training import (
+    AllTripletsMiner,
+    BalanceSampler,
+    HardTripletsMiner,
+    NHardTripletsMiner,
+    TrainingSettings,
+    TripletLoss,
+    TripletLossWithMiner,
+    train_extractor,
+)
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # tests never wait on the Hugging Face hub
+
+# 7 labels; label 3 has 2 items (< n_instances), label 6 has 9
+LABELS = [0] * 4 + [1] * 5 + [2] * 3 + [3] * 2 + [4] * 6 + [5] * 4 + [6] * 9
+
+
+# --- BalanceSampler ---
+def test_balance_sampler_batches_hold_n_labels_times_n_instances():
+    sampler = BalanceSampler(LABELS, n_labels=3, n_instances=4, seed=0)
+    batches = list(sampler)
+    assert sampler.batch_size == 12 and len(sampler) == len(batches) == 7 // 3
+    seen_labels: list[int] = []
+    for batch in batches:
+        counts = Counter(LABELS[i] for i in batch)
+        assert len(batch) == 12 and len(counts) == 3 and set(counts.values()) == {4}
+        seen_labels.extend(counts)
+        for label in counts:
+            items = {i for i in batch if LABELS[i] == label}
+            if len(sampler.lbl2idx[label]) >= 4:
+                assert len(items) == 4  # enough items: no repetition
+            else:
+                assert items == set(sampler.lbl2idx[label])  # too few: all of them, plus repeats
+    assert len(seen_labels) == len(set(seen_labels))  # each label at most once per epoch
+
+
+def test_balance_sampler_lbl2idx_maps_labels_to_their_indices():
+    sampler = BalanceSampler(LABELS, n_labels=2, n_instances=2)
+    assert sampler.lbl2idx[3] == [12, 13] and sampler.lbl2idx[0] == [0, 1, 2, 3]
+    assert sorted(i for indices in sampler.lbl2idx.values() for i in indices) == list(range(len(LABELS)))
+
+
+def test_balance_sampler_epochs_differ_and_cover_labels_evenly():
+    sampler = BalanceSampler(LABELS, n_labels=2, n_instances=2, seed=1)
+    epochs = [tuple(map(tuple, sampler)) for _ in range(20)]
+    assert len(set(epochs)) > 1
+    used = Counter(LABELS[batch[0]] for epoch in epochs for batch in epoch)
+    assert set(used) == set(range(7))
+
+
+@pytest.mark.parametrize(
+    ("labels", "n_labels", "n_instances", "message"),
+    [
+        (LABELS, 1, 2, "n_labels must be at least 2"),
+        (LABELS, 2, 1, "n_instances must be at least 2"),
+        (LABELS, 8, 2, "only 7 distinct labels"),
+        ([0, 0, 1, 2, 2], 2, 2, "single item \\(1\\)"),
+    ],
+)
+def test_balance_sampler_rejects_impossible_settings(labels, n_labels, n_instances, message):
+    with pytest.raises(ValueError, match=message):
+        BalanceSampler(labels, n_labels, n_instances)
+
+
+def test_seed_style_loader_yields_balanced_batches():
+    dataset = [{"labels": label, "idx": i} for i, label in enumerate(LABELS)]
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=BalanceSampler(LABELS, n_labels=2, n_instances=3))
+    for batch in loader:
+        assert sorted(Counter(batch["labels"].tolist()).values()) == [3, 3]
+
+
+# --- miners ---
+def _batch(seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2, 3])  # label 3: no positive
+    return torch.randn(len(labels), 5, generator=generator), labels
+
+
+def _brute_force_triplets(labels):
+    n = len(labels)
+    return {
+        (a, p, q)
+        for a, p, q in itertools.product(range(n), repeat=3)
+        if a != p and labels[a] == labels[p] and labels[q] != labels[a]
+    }
+
+
+def _as_set(triplets):
+    return set(zip(*(t.tolist() for t in triplets), strict=True))
+
+
+def test_all_triplets_miner_returns_every_valid_triplet():
+    features, labels = _batch()
+    mined = AllTripletsMiner().sample(features, labels)
+    assert len(mined[0]) == len(_brute_force_triplets(labels.tolist()))
+    assert _as_set(mined) == _brute_force_triplets(labels.tolist())
+
+
+def test_all_triplets_miner_caps_with_a_random_subset_of_valid_triplets():
+    features, labels = _batch()
+    mined = AllTripletsMiner(max_output_triplets=10).sample(features, labels)
+    triplets = _as_set(mined)
+    assert len(mined[0]) == len(triplets) == 10
+    assert triplets <= _brute_force_triplets(labels.tolist())
+
+
+def test_hard_triplets_miner_takes_farthest_positive_and_nearest_negative():
+    features, labels = _batch(1)
+    dist = torch.cdist(features, features)
+    expected = set()
+    for a in range(len(labels)):
+        positives = [p for p in range(len(labels)) if p != a and labels[p] == labels[a]]
+        negatives = [q for q in range(len(labels)) if labels[q] != labels[a]]
+        if positives:
+            expected.add((a, max(positives, key=lambda p: dist[a, p]), min(negatives, key=lambda q: dist[a, q])))
+    assert _as_set(HardTripletsMiner().sample(features, labels)) == expected
+
+
+def test_n_hard_triplets_miner_combines_the_n_hardest_positives_and_negatives():
+    features, labels = _batch(2)
+    dist = torch.cdist(features, features)
+    expected = set()
+    for a in range(len(labels)):
+        positives = sorted(
+            (p for p in range(len(labels)) if p != a and labels[p] == labels[a]), key=lambda p: -dist[a, p]
+        )
+        negatives = sorted((q for q in range(len(labels)) if labels[q] != labels[a]), key=lambda q: dist[a, q])
+        expected |= {(a, p, q) for p in positives[:2] for q in negatives[:3]}
+    mined = NHardTripletsMiner(n_positive=2, n_negative=3).sample(features, labels)
+    assert _as_set(mined) == expected and len(mined[0]) == len(expected)
+
+
+# --- losses ---
+def test_triplet_loss_equals_torch_triplet_margin_loss():
+    generator = torch.Generator().manual_seed(0)
+    anchor, positive, negative = (torch.randn(50, 8, generator=generator) for _ in range(3))
+    expected = nn.TripletMarginLoss(margin=0.3)(anchor, positive, negative)
+    torch.testing.assert_close(TripletLoss(margin=0.3)(anchor, positive, negative), expected)
+
+
+def test_soft_triplet_loss_is_log_one_plus_exp_of_distance_difference():
+    anchor, positive, negative = torch.tensor([[0.0, 0.0]]), torch.tensor([[3.0, 4.0]]), torch.tensor([[1.0, 0.0]])
+    loss = TripletLoss(margin=None)(anchor, positive, negative)
+    assert loss.item() == pytest.approx(torch.log1p(torch.exp(torch.tensor(5.0 - 1.0))).item(), rel=1e-5)
+
+
+def test_triplet_loss_with_miner_matches_torch_over_all_triplets_and_logs():
+    features, labels = _batch(3)
+    criterion = TripletLossWithMiner(margin=0.2, miner=AllTripletsMiner(), need_logs=True)
+    loss = criterion(features, labels)
+    a, p, q = (torch.tensor(x) for x in zip(*sorted(_brute_force_triplets(labels.tolist())), strict=True))
+    torch.testing.assert_close(loss, nn.TripletMarginLoss(margin=0.2)(features[a], features[p], features[q]))
+    pos = torch.nn.functional.pairwise_distance(features[a], features[p])
+    neg = torch.nn.functional.pairwise_distance(features[a], features[q])
+    assert criterion.last_logs["active_tri"] == pytest.approx(float((0.2 + pos - neg > 0).float().mean()))
+    assert criterion.last_logs["pos_dist"] == pytest.approx(float(pos.mean()), rel=1e-5)
+    assert criterion.last_logs["neg_dist"] == pytest.approx(float(neg.mean()), rel=1e-5)
+
+
+def test_triplet_loss_without_logs_keeps_last_logs_empty_and_needs_triplets():
+    features, labels = _batch()
+    criterion = TripletLossWithMiner(margin=0.1)
+    criterion(features, labels)
+    assert criterion.last_logs == {}
+    with pytest.raises(ValueError, match="no triplet.*BalanceSampler"):
+        criterion(features[:2], torch.tensor([0, 1]))
+
+
+# --- train_extractor ---
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shapes")
+    df = generate_shapes_dataset(root, n_classes=48, images_per_class=12, image_size=64, seed=0)
+    split = {name: part.reset_index(drop=True) for name, part in df.groupby(C.SPLIT_COLUMN)}
+    return root, split[C.TRAIN_SPLIT], split[C.VALIDATION_SPLIT]
+
+
+QUICK = TrainingSettings(epochs=2, lr=1e-3, image_size=32, n_labels=4, n_instances=3, augment=False)
+
+
+def test_train_extractor_reports_history_progress_and_writes_a_loadable_checkpoint(shapes, tmp_path):
+    root, train_df, val_df = shapes
+    fractions, records = [], []
+    result = train_extractor(
+        ViTExtractor(None, arch="test_efficientnet", normalise_features=True),
+        train_df,
+        val_df,
+        dataset_root=root,
+        settings=QUICK,
+        progress=lambda fraction, message: fractions.append(fraction),
+        on_epoch_end=records.append,
+        checkpoint_path=tmp_path / "model.safetensors",
+    )
+    assert result.stopped_reason is None and [r.epoch for r in result.history] == [1, 2] == [r.epoch for r in records]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    frame = result.history_frame()
+    assert list(frame.columns) == [
+        "epoch",
+        "loss",
+        "active_tri",
+        "pos_dist",
+        "neg_dist",
+        "val_cmc_1",
+        "val_map_5",
+        "seconds",
+    ]
+    assert frame.notna().all().all() and (frame[["val_cmc_1", "val_map_5"]].le(1)).all().all()
+    loaded = ViTExtractor(result.checkpoint_path)
+    assert loaded.image_config.input_size == 32 and loaded.normalise_features
+    assert loaded.checkpoint_metadata.training["epochs_done"] == 2
+    assert loaded.checkpoint_metadata.metrics["OVERALL/cmc/1"] == pytest.approx(result.history[-1].val_cmc_1)
+
+
+def test_train_extractor_stops_on_cancel_with_last_epoch_weights(shapes):
+    root, train_df, val_df = shapes
+    cancel = threading.Event()
+    extractor = ViTExtractor(None, arch="test_efficientnet")
+
+    def cancel_after_first_epoch(record):
+        cancel.set()
+
+    result = train_extractor(
+        extractor,
+        train_df,
+        val_df,
+        dataset_root=root,
+        settings=QUICK,
+        on_epoch_end=cancel_after_first_epoch,
+        cancel=cancel,
+    )
+    assert result.stopped_reason.startswith("Cancelled") and len(result.history) == 1
+
+
+def test_train_extractor_stops_on_nan_loss_and_keeps_last_good_checkpoint(shapes, tmp_path):
+    root, train_df, val_df = shapes
+    extractor = ViTExtractor(None, arch="test_efficientnet")
+    forward = extractor.forward
+    epochs_seen = []
+
+    def nan_in_second_epoch(images):
+        out = forward(images)
+        return out * float("nan") if extractor.training and len(epochs_seen) >= 1 else out
+
+    extractor.forward = nan_in_second_epoch
+    path = tmp_path / "model.safetensors"
+    result = train_extractor(
+        extractor,
+        train_df,
+        val_df,
+        dataset_root=root,
+        settings=QUICK,
+        checkpoint_path=path,
+        on_epoch_end=epochs_seen.append,
+    )
+    assert "nan" in result.stopped_reason and "restored to the end of epoch 1" in result.stopped_reason
+    assert len(result.history) == 1
+    saved = ViTExtractor(path)
+    for key, value in saved.model.state_dict().items():
+        torch.testing.assert_close(extractor.model.state_dict()[key], value)
+
+
+def test_training_on_shapes_raises_validation_cmc_at_1(shapes):
+    root, train_df, val_df = shapes
+    settings = TrainingSettings(epochs=20, lr=3e-3, image_size=64, n_labels=8, n_instances=4, margin=0.2, augment=False)
+    result = train_extractor(
+        ViTExtractor(None, arch="test_efficientnet", normalise_features=True),
+        train_df,
+        val_df,
+        dataset_root=root,
+        settings=settings,
+    )
+    before, after = result.initial_metrics["OVERALL/cmc/1"], result.history[-1].val_cmc_1
+    assert after >= before + 0.05, (before, [r.val_cmc_1 for r in result.history])
