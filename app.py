@@ -1,0 +1,105 @@
+"""Start the metric-learning explorer: `python app.py [--data ...] [--model ...] [--share]`.
+
+Builds the default workspace (data + extractor, embeddings and metrics computed now, progress on the console)
+and serves the Gradio app. `demo` is the module-level app Hugging Face Spaces (and `gradio app.py`) look for; it
+is built on first access with the defaults, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+import threading
+import time
+
+SHARE_SERVER = ("api.gradio.app", 443)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from explorer.workspace import DEFAULT_DATA, DEFAULT_MODEL
+
+    parser = argparse.ArgumentParser(description="Explore deep metric learning on images in the browser.")
+    parser.add_argument(
+        "--data", default=DEFAULT_DATA, help="built-in name (shapes, mock), an OML CSV, or an image folder"
+    )
+    parser.add_argument(
+        "--dataset-root", default=None, help="folder the CSV's paths are relative to (default: the CSV's folder)"
+    )
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="preset or timm name of the extractor")
+    parser.add_argument("--checkpoint", default=None, help="extractor checkpoint (.safetensors) to start from")
+    parser.add_argument("--share", action="store_true", help="also serve through a public Gradio share link")
+    parser.add_argument(
+        "--host", default=None, help="interface to listen on (default 127.0.0.1, or $GRADIO_SERVER_NAME as on Spaces)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=None, help="port to listen on (default 7860, or $GRADIO_SERVER_PORT)"
+    )
+    return parser.parse_args(argv)
+
+
+def _console_progress(fraction: float, message: str) -> None:
+    print(f"[{fraction:4.0%}] {message}", flush=True)
+
+
+def build_app(args: argparse.Namespace):
+    """(demo, launch options) on the workspace the flags describe."""
+    from explorer.ui.app import build_demo, launch_options
+    from explorer.workspace import Workspace
+
+    workspace = Workspace.build(args.data, args.dataset_root, args.model, args.checkpoint, progress=_console_progress)
+    return build_demo(workspace), launch_options(workspace)
+
+
+def _precompute_umap(demo) -> None:
+    """Compute the default workspace's UMAP in the background (numba compiles on first use), so the first user
+    who picks UMAP gets it at once; PCA is already there."""
+    workspace = demo.explorer_workspace
+    threading.Thread(target=workspace.projection_coords, args=("umap",), name="umap-precompute", daemon=True).start()
+
+
+def share_unavailable_reason(timeout_s: float = 3.0) -> str | None:
+    """Why a share link cannot be made from here (None when Gradio's share server is reachable)."""
+    try:
+        socket.create_connection(SHARE_SERVER, timeout=timeout_s).close()
+    except OSError as error:
+        return (
+            f"cannot reach {SHARE_SERVER[0]}:{SHARE_SERVER[1]} ({error.strerror or error}); this machine seems offline"
+        )
+    return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    try:
+        demo, options = build_app(args)
+    except ValueError as error:  # bad flags or data: one line, no traceback
+        sys.exit(f"error: {error}")
+    share = args.share
+    if share and (reason := share_unavailable_reason()):
+        print(f"No share link: {reason}. Serving locally only.", flush=True)
+        share = False
+    demo.launch(
+        server_name=args.host, server_port=args.port, share=share, prevent_thread_lock=True, quiet=True, **options
+    )
+    _precompute_umap(demo)
+    print(f"Ready in {time.perf_counter() - started:.1f} s: {demo.local_url}", flush=True)
+    if demo.share_url:
+        print(f"Public share link: {demo.share_url}", flush=True)
+    if share and not demo.share_url:
+        print("No share link: Gradio could not open the tunnel (see above). Serving locally only.", flush=True)
+    demo.block_thread()
+
+
+def __getattr__(name: str):
+    """Build `demo` lazily (defaults) when a host such as Hugging Face Spaces imports this module for it."""
+    if name == "demo":
+        demo, _ = build_app(parse_args([]))
+        globals()["demo"] = demo
+        return demo
+    raise AttributeError(name)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,325 @@
+"""The app's backend object, driven directly: input checks, copy-on-write sessions, pictures, search, export,
+training and comparison on a tiny generated dataset with a random-init test model."""
+
+from __future__ import annotations
+
+import copy
+import json
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from tiny_workspace import TINY_IMAGE_SIZE, TINY_MODEL, build_tiny_workspace
+
+from explorer import const as C
+from explorer.training.train import TrainingSettings
+from explorer.workspace import (
+    MAX_QUERIES_PER_GRID,
+    WorkspaceInputError,
+    WorkspaceSession,
+    check_count,
+    parse_query_ids,
+    training_curves,
+    unpack_upload,
+)
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """The read-only default every session starts from (as the app uses it)."""
+    workspace = build_tiny_workspace(tmp_path_factory.mktemp("workspace"))
+    WorkspaceSession(workspace)
+    return workspace
+
+
+@pytest.fixture
+def session(shared):
+    return WorkspaceSession(shared)
+
+
+# -- user input -------------------------------------------------------------------------------------------
+
+
+def test_parse_query_ids_accepts_commas_and_spaces_and_drops_repeats():
+    assert parse_query_ids("0, 3 7,3", 10) == [0, 3, 7]
+    assert parse_query_ids([2, 1], 10) == [2, 1]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("0, 12", r"Query id 12 is out of range: this dataset has 10 queries, valid ids are 0\.\.9"),
+        ("-1", r"Query id -1 is out of range.*valid ids are 0\.\.9"),
+        ("1, two", r"Query id 'two' is not an integer.*valid ids are 0\.\.9"),
+        (" , ", r"No query ids given.*valid ids are 0\.\.9"),
+    ],
+)
+def test_parse_query_ids_rejects_bad_input_with_the_valid_range(text, message):
+    with pytest.raises(WorkspaceInputError, match=message):
+        parse_query_ids(text, 10)
+
+
+def test_parse_query_ids_caps_how_many_are_shown_at_once():
+    with pytest.raises(WorkspaceInputError, match=f"at most {MAX_QUERIES_PER_GRID}"):
+        parse_query_ids(list(range(MAX_QUERIES_PER_GRID + 1)), 100)
+
+
+def test_check_count_gives_the_allowed_range():
+    assert check_count("n_instances", 3.0, 1, 5) == 3
+    with pytest.raises(WorkspaceInputError, match="n_instances must be between 1 and 5, got 9"):
+        check_count("n_instances", 9, 1, 5)
+    with pytest.raises(WorkspaceInputError, match="whole number"):
+        check_count("n_instances", 2.5, 1, 5)
+
+
+def test_unpack_upload_refuses_members_outside_the_archive(tmp_path):
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("../escaped.txt", "x")
+    with pytest.raises(WorkspaceInputError, match="points outside the archive"):
+        unpack_upload(archive, tmp_path / "out")
+    assert not (tmp_path / "escaped.txt").exists()
+
+
+def test_unpack_upload_refuses_a_file_that_is_not_a_zip(tmp_path):
+    fake = tmp_path / "data.zip"
+    fake.write_text("not a zip")
+    with pytest.raises(WorkspaceInputError, match="not a zip file"):
+        unpack_upload(fake, tmp_path / "out")
+
+
+# -- sessions: shared default, copy on write ----------------------------------------------------------------
+
+
+def test_session_reads_the_shared_default_until_it_changes_something(shared, session):
+    assert session.workspace is shared
+    own = session.edit()
+    assert own is not shared and session.workspace is own
+    assert session.edit() is own
+
+
+def test_copy_shares_what_is_computed_and_changes_stay_private(shared, session):
+    own = session.edit()
+    assert own.embeddings() is shared.embeddings()  # nothing recomputed by the copy
+    own.set_metric_top_k("2")
+    assert own.metric_top_k == (1, 2, 5)
+    assert shared.metric_top_k != own.metric_top_k
+    assert "OVERALL/cmc/2" in own.evaluation().metrics_flat
+    assert "OVERALL/cmc/2" not in shared.evaluation().metrics_flat
+
+
+def test_the_shared_workspace_refuses_changes(shared):
+    with pytest.raises(RuntimeError, match="read-only"):
+        shared.set_metric_top_k("1")
+
+
+def test_deep_copying_a_session_gives_a_fresh_one_on_the_same_shared_workspace(shared, session):
+    session.edit()
+    twin = copy.deepcopy(session)
+    assert twin.workspace is shared
+    assert session.workspace is not shared
+
+
+def test_sessions_do_not_see_each_others_data(shared, tmp_path):
+    first, second = WorkspaceSession(shared), WorkspaceSession(shared)
+    first.edit().load_data("mock")
+    assert first.workspace.dataset.name == "mock"
+    assert second.workspace.dataset.name == shared.dataset.name
+    assert len(second.workspace.df) == len(shared.df)
+
+
+# -- views ------------------------------------------------------------------------------------------------
+
+
+def test_query_grid_has_one_row_per_query_and_a_column_per_instance(shared):
+    one = shared.query_grid("0", 2)
+    three = shared.query_grid("0, 3, 7", 2)
+    wider = shared.query_grid("0", 4)
+    assert three.height > 2.5 * one.height
+    assert wider.width > one.width
+
+
+def test_query_grid_out_of_range_names_the_valid_range(shared):
+    with pytest.raises(WorkspaceInputError, match=rf"valid ids are 0\.\.{shared.n_queries - 1}"):
+        shared.query_grid("0, 99", 3)
+    with pytest.raises(WorkspaceInputError, match=f"n_instances must be between 1 and {shared.max_instances()}"):
+        shared.query_grid("0", 0)
+
+
+def test_worst_queries_are_the_lowest_by_the_metric_ties_by_position(shared):
+    values = shared.per_query_values("OVERALL/map/5")
+    _, table = shared.worst_queries("OVERALL/map/5", 4, 3)
+    expected = np.lexsort((np.arange(len(values)), values))[:4]
+    assert table["query id"].tolist() == expected.tolist()
+    assert table["OVERALL/map/5"].tolist() == pytest.approx(np.round(values[expected], 4).tolist())
+    assert table["item id"].tolist() == shared.query_positions[expected].tolist()
+
+
+def test_worst_queries_unknown_metric_lists_the_choices(shared):
+    with pytest.raises(WorkspaceInputError, match="Unknown metric 'map@5'.*OVERALL/map/5"):
+        shared.worst_queries("map@5", 3, 3)
+
+
+def test_metrics_table_matches_the_evaluation_with_overall_first(shared):
+    table = shared.metrics_table()
+    flat = shared.evaluation().metrics_flat
+    assert table.iloc[0]["category"] == C.OVERALL_CATEGORIES_KEY
+    row = table[(table["category"] == "OVERALL") & (table["metric"] == "map") & (table["k"] == "5")]
+    assert row["value"].item() == pytest.approx(flat["OVERALL/map/5"], abs=1e-4)
+    assert {"cmc", "precision", "map", "pcf"} <= set(table["metric"])
+
+
+def test_data_summary_counts_splits_queries_and_gallery(shared):
+    counts = dict(shared.data_summary().values.tolist())
+    assert counts["images"] == "32" and counts["labels"] == "8"
+    assert counts["train images"] == "16" and counts["validation images"] == "16"
+    assert counts["queries"] == "16" and counts["gallery items"] == "16"
+
+
+def test_projection_points_carry_item_ids_and_the_chosen_colouring(shared):
+    figure = shared.projection("pca", "query/gallery")
+    ids = sorted(int(i) for trace in figure.data for i in trace.customdata)
+    assert ids == list(range(len(shared.df)))
+    assert {trace.name for trace in figure.data} == {"train", "query+gallery"}
+
+
+def test_projection_hit_at_1_is_known_for_queries_only(shared):
+    figure = shared.projection("pca", "hit@1")
+    by_name = {trace.name: len(trace.customdata) for trace in figure.data}
+    assert by_name.get("n/a") == len(shared.df) - shared.n_queries
+    assert by_name.get("hit", 0) + by_name.get("miss", 0) == shared.n_queries
+
+
+def test_projection_rejects_an_unknown_colouring(shared):
+    with pytest.raises(WorkspaceInputError, match="color_by must be one of"):
+        shared.projection("pca", "shoe size")
+
+
+def test_item_row_of_a_query_is_its_evaluation_row(shared):
+    query_item = int(shared.query_positions[2])
+    assert shared.item_row(query_item, 3).size == shared.query_grid("2", 3).size
+
+
+def test_item_row_of_a_train_item_is_a_search_row_and_out_of_range_is_refused(shared):
+    train_item = int(np.flatnonzero(shared.df[C.SPLIT_COLUMN] == C.TRAIN_SPLIT)[0])
+    assert shared.item_row(train_item, 3).width > 0
+    with pytest.raises(WorkspaceInputError, match=rf"valid ids are 0\.\.{len(shared.df) - 1}"):
+        shared.item_row(len(shared.df), 3)
+
+
+def test_search_with_a_gallery_image_finds_it_first_at_distance_zero(shared):
+    row = int(shared.gallery_positions[5])
+    picture, table = shared.search(Image.open(shared.paths[row]), 4)
+    assert table["item id"].iloc[0] == row
+    assert table["distance"].iloc[0] == pytest.approx(0.0, abs=1e-3)
+    assert table["distance"].is_monotonic_increasing
+    assert len(table) == 4 and picture.width > 0
+
+
+def test_search_without_an_image_asks_for_one(shared):
+    with pytest.raises(WorkspaceInputError, match="upload an image"):
+        shared.search(None, 3)
+
+
+def test_export_writes_embeddings_metrics_and_projection(shared):
+    files = {path.name: path for path in shared.export(["pca"])}
+    embeddings = np.load(files["embeddings.npy"])
+    table = pd.read_parquet(files["embeddings.parquet"])
+    assert embeddings.shape == shared.embeddings().shape
+    assert table[C.PATHS_COLUMN].tolist() == shared.paths
+    assert table[C.LABELS_COLUMN].tolist() == shared.df[C.LABELS_COLUMN].tolist()
+    assert np.allclose(np.stack(table[C.EMBEDDINGS_KEY].to_numpy()), embeddings)
+    assert json.loads(files["metrics.json"].read_text())["metrics"]["OVERALL/map/5"] == pytest.approx(
+        shared.evaluation().metrics_flat["OVERALL/map/5"]
+    )
+    assert len(pd.read_csv(files["metrics.csv"])) == len(shared.metrics_table())
+    assert len(pd.read_csv(files["projection_pca.csv"])) == len(shared.df)
+
+
+# -- data and model changes -------------------------------------------------------------------------------
+
+
+def test_uploaded_zip_of_an_image_folder_becomes_the_dataset(session, tmp_path):
+    source = session.workspace
+    archive = tmp_path / "upload.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for row, path in enumerate(source.paths[:12]):
+            zipped.write(path, f"birds/class_{row % 4}/{row}.jpg")
+    own = session.edit()
+    own.load_uploaded_zip(archive)
+    counts = dict(own.data_summary().values.tolist())
+    assert counts["images"] == "12" and counts["labels"] == "4"
+
+
+def test_set_model_rejects_unknown_names_and_missing_checkpoints(session):
+    own = session.edit()
+    with pytest.raises(ValueError, match="Unknown architecture 'no_such_net'"):
+        own.set_model("no_such_net", "random")
+    with pytest.raises(WorkspaceInputError, match="needs a checkpoint file"):
+        own.set_model(TINY_MODEL, "checkpoint")
+
+
+def test_checkpoint_download_loads_back_to_the_same_embeddings(session):
+    own = session.edit()
+    path = own.save_checkpoint()
+    before = own.embeddings()
+    own.set_model(TINY_MODEL, "checkpoint", str(path))
+    assert np.allclose(own.embeddings(), before, atol=1e-5)
+
+
+# -- training and compare ---------------------------------------------------------------------------------
+
+
+def test_compare_before_training_says_to_train_first(shared):
+    with pytest.raises(WorkspaceInputError, match="train the extractor on the Train tab first"):
+        shared.compare()
+
+
+def test_training_reports_each_epoch_then_compare_measures_against_the_base(shared):
+    session = WorkspaceSession(shared)
+    settings = TrainingSettings(epochs=2, lr=1e-3, n_labels=2, n_instances=2, image_size=TINY_IMAGE_SIZE)
+    updates = list(session.train(settings))
+    history, status = updates[-1]
+    assert history["epoch"].tolist() == [1, 2]
+    assert status.startswith("Finished 2 epoch(s)")
+    own = session.workspace
+    assert own.base is not None and own.base.extractor is shared.extractor
+    assert shared.base is None  # the shared default never trains
+    result = own.compare("OVERALL/map/5", 3, 2)
+    deltas = result.deltas.set_index("metric")
+    trained, base = own.evaluation().metrics_flat, shared.evaluation().metrics_flat
+    assert deltas.loc["OVERALL/map/5", "delta"] == pytest.approx(trained["OVERALL/map/5"] - base["OVERALL/map/5"])
+    assert (result.improved["delta"] > 0).all() and (result.regressed["delta"] < 0).all()
+
+
+def test_cancelling_training_stops_it_before_the_requested_epochs(shared):
+    session = WorkspaceSession(shared)
+    settings = TrainingSettings(epochs=30, lr=1e-3, n_labels=2, n_instances=2, image_size=TINY_IMAGE_SIZE)
+    updates = session.train(settings)
+    next(updates)  # the first epoch finished
+    session.stop_training()
+    history, status = list(updates)[-1]
+    assert len(history) < 30
+    assert "Cancelled" in status
+
+
+def test_training_curves_are_long_form_per_chart():
+    history = pd.DataFrame(
+        {
+            "epoch": [1, 2],
+            "loss": [0.5, 0.4],
+            "active_tri": [0.9, 0.8],
+            "pos_dist": [1.0, 0.9],
+            "neg_dist": [1.1, 1.3],
+            "val_cmc_1": [0.2, 0.3],
+            "val_map_5": [0.1, None],
+            "seconds": [1.0, 1.0],
+        }
+    )
+    loss, active, distances, validation = training_curves(history)
+    assert loss["series"].unique().tolist() == ["loss"]
+    assert set(distances["series"]) == {"pos_dist", "neg_dist"}
+    assert validation[validation["series"] == "map@5"]["value"].tolist() == [0.1]
+    assert len(active) == 2
