@@ -180,3 +180,19 @@ def test_birds50_import_counts_and_class_split():
     per_class = loaded.df.groupby("label").size()
     assert per_class.min() >= 2
     assert np.all(loaded.validation_df["is_query"]) and loaded.warnings == []
+
+
+def test_mock_dataset_is_also_where_the_seed_looks_for_it(tmp_path):
+    _, df_val = download_mock_dataset(tmp_path / "elsewhere")
+    for path in df_val["path"]:
+        assert (const.MOCK_DATASET_PATH / path).is_file()
+
+
+def test_load_dataset_names_and_categories(tmp_path):
+    make_folder(tmp_path / "shop", {"shoes/a": 2, "shoes/b": 2, "hats/c": 2, "hats/d": 2})
+    loaded = load_dataset(tmp_path / "shop", with_categories=True)
+    assert loaded.name == "shop" and sorted(loaded.df["category"].unique()) == ["hats", "shoes"]
+    df_train, df_val = download_mock_dataset(tmp_path / "mock")
+    assert load_dataset(tmp_path / "mock" / "df.csv").name == "mock"
+    pd.concat([df_train, df_val]).to_csv(tmp_path / "mock" / "birds.csv", index=False)
+    assert load_dataset(tmp_path / "mock" / "birds.csv").name == "birds"

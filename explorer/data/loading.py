@@ -77,12 +77,14 @@ def load_dataset(
     dataset_root: str | Path | None = None,
     validation_fraction: float = 0.5,
     seed: int = 0,
+    with_categories: bool = False,
     progress: Callable[[float, str], None] | None = None,
 ) -> LoadedDataset:
     """Load a built-in name ("shapes", "mock"), an OML CSV, or an image folder, and validate it.
 
     A CSV's paths are relative to `dataset_root` (default: the CSV's folder). A folder holding `df.csv` is read
-    as that CSV; any other folder is imported as `<class>/<image>` with classes split by `seed`.
+    as that CSV; any other folder is imported as `<class>/<image>` (or `<category>/<class>/<image>` with
+    `with_categories`) with classes split by `seed`.
     """
     text = str(source)
     if text in BUILTIN_DATASETS:
@@ -95,12 +97,13 @@ def load_dataset(
         elif path.is_dir() and (path / CSV_NAME).is_file():
             df, root = _read_csv(path / CSV_NAME), Path(dataset_root) if dataset_root else path
         elif path.is_dir():
-            df, root = dataframe_from_image_folder(path, validation_fraction, seed), path
+            df, root = dataframe_from_image_folder(path, validation_fraction, seed, with_categories), path
         else:
             raise DatasetValidationError(
                 f"Data source {text!r} is neither a built-in dataset ({', '.join(BUILTIN_DATASETS)}), a CSV file, "
                 "nor a folder. Pass a path to an OML CSV or to a folder laid out as <class>/<image>."
             )
-        name = path.name
+        # a generic "df.csv" is named after its folder, any other CSV after itself
+        name = path.parent.name if path.name == CSV_NAME else path.stem
     report = validate_dataframe(df, root)
     return LoadedDataset(df=report.df, root=Path(root), name=name, warnings=report.warnings)

@@ -188,16 +188,18 @@ def generate_shapes_dataset(
 def download_mock_dataset(dataset_root: str | Path = C.MOCK_DATASET_PATH) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Create OML's mock dataset at `dataset_root` (if not there yet) and return `(df_train, df_val)`.
 
-    Nothing is downloaded: the 8 figures x 3 images are drawn locally. In validation, the first image of each
-    label is the query and the other two are its gallery.
+    Nothing is downloaded: the 8 figures x 3 images are drawn locally (also at `MOCK_DATASET_PATH`, where the
+    seed's retrieval workflow looks for them). In validation, the first image of each label is the query and the
+    other two are its gallery.
     """
     root = Path(dataset_root)
-    csv_path = root / CSV_NAME
-    if not csv_path.is_file():
-        _write_dataset(
-            root, [(figure, "solid") for figure in FIGURES], 3, 64, 0, False, lambda i: (i == 0, i != 0), None
-        )
-    df = pd.read_csv(csv_path)
+    # The seed later joins paths onto MOCK_DATASET_PATH, whatever root it asked for: keep a copy there too.
+    for place in dict.fromkeys([root, Path(C.MOCK_DATASET_PATH)]):
+        if not (place / CSV_NAME).is_file():
+            _write_dataset(
+                place, [(figure, "solid") for figure in FIGURES], 3, 64, 0, False, lambda i: (i == 0, i != 0), None
+            )
+    df = pd.read_csv(root / CSV_NAME)
     df_train = df[df[C.SPLIT_COLUMN] == C.TRAIN_SPLIT].reset_index(drop=True)
     df_val = df[df[C.SPLIT_COLUMN] == C.VALIDATION_SPLIT].reset_index(drop=True)
     df_val[C.IS_QUERY_COLUMN] = df_val[C.IS_QUERY_COLUMN].astype(bool)
