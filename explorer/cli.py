@@ -2,14 +2,16 @@
 
 Data is a built-in name ("shapes", "mock"), an OML CSV or an image folder (`explorer.data.load_dataset`); the model
 is a preset, a timm pretrained name, a checkpoint, or `--arch` for random initialisation. Bad input ends with one
-line on stderr and exit status 1.
+line on stderr and exit status 1 (malformed flags: argparse's usage error, status 2); anything else is a bug and
+shows its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +23,9 @@ from explorer.data.datasets import DatasetQueryGallery
 from explorer.data.images import ImageReadError
 from explorer.data.loading import LoadedDataset, load_dataset
 from explorer.data.schema import DatasetValidationError, bbox_of_row, resolve_path
+from explorer.errors import InputError
 from explorer.inference.embed import inference_on_images
-from explorer.models.checkpoint import CheckpointError
+from explorer.models.checkpoint import CHECKPOINT_SUFFIX, CheckpointError
 from explorer.models.extractor import ViTExtractor
 from explorer.models.hub import PretrainedWeightsUnavailable
 from explorer.models.registry import OFFLINE_PRESET, PRESETS
@@ -30,16 +33,8 @@ from explorer.training.train import MINER_NAMES, OPTIMIZERS, TrainingSettings, e
 
 EXIT_BAD_INPUT = 1
 EMBEDDINGS_COLUMN = "embedding"
-INPUT_ERRORS = (
-    DatasetValidationError,
-    ImageReadError,
-    CheckpointError,
-    PretrainedWeightsUnavailable,
-    FileNotFoundError,
-    ImportError,
-    KeyError,
-    ValueError,
-)
+# The errors the project raises on purpose for bad input; any other exception is a bug and keeps its traceback.
+INPUT_ERRORS = (InputError, DatasetValidationError, ImageReadError, CheckpointError, PretrainedWeightsUnavailable)
 
 
 class TqdmProgress:
@@ -56,9 +51,25 @@ class TqdmProgress:
         self.bar.close()
 
 
+def _count(minimum: int) -> Callable[[str], int]:
+    """argparse type: a whole number of at least `minimum` (else argparse's usage error, exit status 2)."""
+
+    def parse(text: str) -> int:
+        if not text.strip().lstrip("-").isdigit() or int(text) < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number of at least {minimum}, got {text!r}")
+        return int(text)
+
+    return parse
+
+
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="built-in name (shapes, mock), OML CSV, or image folder")
     parser.add_argument("--root", default=None, help="folder the CSV's paths are relative to (default: its folder)")
+    parser.add_argument(
+        "--with-categories",
+        action="store_true",
+        help="image folder laid out as <category>/<class>/<image>: import the categories too",
+    )
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser, default_model: str | None) -> None:
@@ -69,9 +80,9 @@ def _add_model_arguments(parser: argparse.ArgumentParser, default_model: str | N
     )
     parser.add_argument("--arch", default=None, help="architecture for random initialisation (instead of --model)")
     parser.add_argument("--normalise", action="store_true", help="L2-normalise embeddings")
-    parser.add_argument("--image-size", type=int, default=None, help="input size (default: the model's)")
-    parser.add_argument("--batch-size", type=int, default=32, help="inference batch size")
-    parser.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
+    parser.add_argument("--image-size", type=_count(1), default=None, help="input size (default: the model's)")
+    parser.add_argument("--batch-size", type=_count(1), default=32, help="inference batch size")
+    parser.add_argument("--num-workers", type=_count(0), default=0, help="DataLoader worker processes")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,6 +116,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _load_data(args: argparse.Namespace) -> LoadedDataset:
+    return load_dataset(args.data, args.root, with_categories=args.with_categories)
+
+
+def _checked_checkpoint_path(out: str) -> Path:
+    """`train --out`, checked before any training so that a typo does not cost a whole run."""
+    path = Path(out)
+    if path.suffix.lower() != CHECKPOINT_SUFFIX:
+        raise InputError(f"--out {path} must end with {CHECKPOINT_SUFFIX} (checkpoints are safetensors files).")
+    if path.is_dir():
+        raise InputError(f"--out {path} is a folder: give a file name ending with {CHECKPOINT_SUFFIX}.")
+    if not path.parent.is_dir():
+        raise InputError(f"--out {path}: the folder {path.parent} does not exist; create it or choose another path.")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise InputError(f"--out {path}: the folder {path.parent} is not writable; choose another path.")
+    return path
+
+
 def _extractor(args: argparse.Namespace) -> ViTExtractor:
     if args.arch is not None:
         extractor = ViTExtractor(None, arch=args.arch, normalise_features=args.normalise)
@@ -121,7 +150,8 @@ def _validation_dataset(data: LoadedDataset, extractor: ViTExtractor) -> Dataset
 
 
 def run_train(args: argparse.Namespace) -> None:
-    data = load_dataset(args.data, args.root)
+    checkpoint_path = _checked_checkpoint_path(args.out)
+    data = _load_data(args)
     if data.train_df.empty:
         raise DatasetValidationError(f"{data.name} has no '{C.TRAIN_SPLIT}' rows to train on.")
     settings = TrainingSettings(
@@ -147,7 +177,7 @@ def run_train(args: argparse.Namespace) -> None:
             dataset_root=data.root,
             settings=settings,
             progress=progress,
-            checkpoint_path=args.out,
+            checkpoint_path=checkpoint_path,
         )
     finally:
         progress.close()
@@ -158,7 +188,7 @@ def run_train(args: argparse.Namespace) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
-    data = load_dataset(args.data, args.root)
+    data = _load_data(args)
     extractor = _extractor(args)
     progress = TqdmProgress("Embedding")
     try:
@@ -177,8 +207,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
 def run_embed(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if out.suffix.lower() not in (".npy", ".parquet"):
-        raise ValueError(f"--out {out} must end with .npy or .parquet.")
-    data = load_dataset(args.data, args.root)
+        raise InputError(f"--out {out} must end with .npy or .parquet.")
+    data = _load_data(args)
     df = data.df if args.split == "all" else data.df[data.df[C.SPLIT_COLUMN] == args.split].reset_index(drop=True)
     if df.empty:
         raise DatasetValidationError(f"{data.name} has no rows in split {args.split!r}.")
@@ -208,7 +238,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         COMMANDS[args.command](args)
     except INPUT_ERRORS as error:
-        message = " ".join(str(error.args[0] if isinstance(error, KeyError) and error.args else error).split())
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return 0

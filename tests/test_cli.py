@@ -10,7 +10,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
+from explorer import cli
+from explorer import const as C
 from explorer.cli import main
 from explorer.data import generate_shapes_dataset
 from explorer.models import ViTExtractor, read_checkpoint_metadata
@@ -80,12 +83,71 @@ def test_embed_writes_one_row_per_image(csv_path, tmp_path, suffix):
         (["evaluate", "--data", "mock", "--model", "/no/such/model.safetensors"], "Checkpoint file not found"),
         (["embed", "--data", "mock", *TINY, "--out", "embeddings.txt"], "must end with .npy or .parquet"),
         (["train", "--data", "mock", *TINY, "--out", "m.safetensors", "--n-labels", "9"], "only 4 distinct labels"),
+        (["evaluate", "--data", "mock", "--arch", "no_such_arch"], "Unknown architecture 'no_such_arch'"),
     ],
 )
 def test_bad_input_gives_one_line_and_non_zero_exit(argv, message, capsys):
     assert main(argv) == 1
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("error: ") and message in error
+
+
+@pytest.mark.parametrize("flag", ["--image-size", "--batch-size"])
+def test_sizes_below_one_are_usage_errors(flag, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["evaluate", "--data", "mock", *TINY, flag, "0"])
+    assert exited.value.code == 2
+    assert f"argument {flag}: must be a whole number of at least 1, got '0'" in capsys.readouterr().err
+
+
+def _no_training(*args, **kwargs):
+    raise AssertionError("training started although --out is unusable")
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("model.pt", "must end with .safetensors"),
+        ("no/such/folder/model.safetensors", "does not exist"),
+        ("folder.safetensors", "is a folder"),
+    ],
+)
+def test_train_checks_out_before_any_training(out, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder.safetensors").mkdir()
+    monkeypatch.setattr(cli, "train_extractor", _no_training)
+    assert main(["train", "--data", "mock", *TINY, "--out", out]) == 1
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("error: --out") and message in error[0]
+
+
+def test_train_refuses_an_out_folder_it_cannot_write_to(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "train_extractor", _no_training)
+    monkeypatch.setattr(cli.os, "access", lambda path, mode: False)  # as root, chmod would not stop writing
+    assert main(["train", "--data", "mock", *TINY, "--out", str(tmp_path / "model.safetensors")]) == 1
+    assert "is not writable" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bug", [KeyError("column"), ValueError("internal"), TypeError("internal")])
+def test_internal_errors_keep_their_traceback(bug, monkeypatch):
+    def broken_loader(*args, **kwargs):
+        raise bug
+
+    monkeypatch.setattr(cli, "load_dataset", broken_loader)
+    with pytest.raises(type(bug)):
+        main(["evaluate", "--data", "mock"])
+
+
+def test_with_categories_imports_the_category_folders(tmp_path):
+    folder = tmp_path / "images"
+    for category, name in [("birds", "crow"), ("birds", "owl"), ("cars", "bus"), ("cars", "van")]:
+        (folder / category / name).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (24, 24), (40 * i, 90, 160)).save(folder / category / name / f"{i}.png")
+    out = tmp_path / "embeddings.parquet"
+    assert main(["embed", "--data", str(folder), "--with-categories", *TINY, "--out", str(out)]) == 0
+    table = pd.read_parquet(out)
+    assert len(table) == 8 and sorted(set(table[C.CATEGORIES_COLUMN])) == ["birds", "cars"]
 
 
 def test_module_entry_point_runs_as_a_program(tmp_path):

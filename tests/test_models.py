@@ -135,14 +135,20 @@ def _timm_weight_file(tmp_path, name: str = "model.safetensors"):
     return path, source
 
 
-def test_hub_weights_are_loaded_from_the_local_hf_cache_without_network(tmp_path):
-    weights, source = _timm_weight_file(tmp_path)
+def _hf_cache_holding(tmp_path, tensors: dict[str, torch.Tensor]) -> str:
+    """A local HF cache folder whose timm/test_vit.r160_in1k snapshot holds `tensors` as model.safetensors."""
     snapshot = tmp_path / "hub" / "models--timm--test_vit.r160_in1k" / "snapshots" / "abc123"
     snapshot.mkdir(parents=True)
-    weights.rename(snapshot / "model.safetensors")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(snapshot / "model.safetensors"))
     (snapshot.parents[1] / "refs").mkdir()
     (snapshot.parents[1] / "refs" / "main").write_text("abc123")
-    backbone = load_hub_backbone("tiny", TINY_VIT_WEIGHTS, cache_dir=str(tmp_path / "hub"))
+    return str(tmp_path / "hub")
+
+
+def test_hub_weights_are_loaded_from_the_local_hf_cache_without_network(tmp_path):
+    source = timm.create_model("test_vit", pretrained=False)
+    cache_dir = _hf_cache_holding(tmp_path, source.state_dict())
+    backbone = load_hub_backbone("tiny", TINY_VIT_WEIGHTS, cache_dir=cache_dir)
     torch.testing.assert_close(backbone.patch_embed.proj.weight, source.patch_embed.proj.weight)
 
 
@@ -151,6 +157,46 @@ def test_from_pretrained_file_loads_a_local_timm_weight_file(tmp_path):
     extractor = ViTExtractor.from_pretrained_file(TINY_VIT_WEIGHTS, weights)
     torch.testing.assert_close(extractor.model.blocks[0].attn.qkv.weight, source.blocks[0].attn.qkv.weight)
     assert extractor.image_config.input_size == 160
+
+
+def test_from_pretrained_file_reads_a_torch_state_dict_too(tmp_path):
+    source = timm.create_model("test_vit", pretrained=False)
+    torch.save({"state_dict": source.state_dict()}, tmp_path / "weights.pth")
+    extractor = ViTExtractor.from_pretrained_file(TINY_VIT_WEIGHTS, tmp_path / "weights.pth")
+    torch.testing.assert_close(extractor.model.blocks[-1].mlp.fc2.weight, source.blocks[-1].mlp.fc2.weight)
+
+
+def test_partial_weight_file_is_refused_naming_the_missing_keys(tmp_path):
+    source = timm.create_model("test_vit", pretrained=False)
+    partial = {k: v for k, v in source.state_dict().items() if not k.startswith("blocks.1.")}
+    save_file(partial, str(tmp_path / "partial.safetensors"))
+    with pytest.raises(CheckpointError, match=r"12 missing key\(s\) \(blocks\.1\.norm1\.weight, .*, \.\.\.\)"):
+        ViTExtractor.from_pretrained_file(TINY_VIT_WEIGHTS, tmp_path / "partial.safetensors")
+
+
+def test_weight_file_with_foreign_keys_is_refused_naming_them(tmp_path):
+    source = timm.create_model("test_vit", pretrained=False)
+    save_file({**source.state_dict(), "decoder.weight": torch.zeros(3)}, str(tmp_path / "extra.safetensors"))
+    with pytest.raises(CheckpointError, match=r"1 unexpected key\(s\) \(decoder\.weight\)"):
+        ViTExtractor.from_pretrained_file(TINY_VIT_WEIGHTS, tmp_path / "extra.safetensors")
+    (tmp_path / "junk.bin").write_bytes(b"not a weight file")
+    with pytest.raises(CheckpointError, match="Cannot read weights from .*junk.bin"):
+        ViTExtractor.from_pretrained_file(TINY_VIT_WEIGHTS, tmp_path / "junk.bin")
+
+
+def test_partial_weights_in_the_hf_cache_are_refused(tmp_path):
+    source = timm.create_model("test_vit", pretrained=False)
+    partial = {k: v for k, v in source.state_dict().items() if k != "pos_embed"}
+    with pytest.raises(CheckpointError, match=r"1 missing key\(s\) \(pos_embed\)"):
+        load_hub_backbone("tiny", TINY_VIT_WEIGHTS, cache_dir=_hf_cache_holding(tmp_path, partial))
+
+
+def test_checkpoint_metadata_keeps_numbers_and_writes_other_objects_as_text(tmp_path):
+    training = {"data": tmp_path / "df.csv", "steps": np.int64(3), "lr": np.float32(0.5), "loss": torch.tensor(2.0)}
+    path = ViTExtractor(None, arch="test_vit").save(tmp_path / "model.safetensors", training=training)
+    restored = read_checkpoint_metadata(path).training
+    assert restored == {"data": str(tmp_path / "df.csv"), "steps": 3, "lr": 0.5, "loss": 2.0}
+    assert isinstance(restored["steps"], int) and isinstance(restored["lr"], float)
 
 
 def test_checkpoint_round_trip_restores_weights_normalisation_and_transforms(tmp_path):

@@ -60,8 +60,13 @@ def test_balance_sampler_epochs_differ_and_cover_labels_evenly():
     sampler = BalanceSampler(LABELS, n_labels=2, n_instances=2, seed=1)
     epochs = [tuple(map(tuple, sampler)) for _ in range(20)]
     assert len(set(epochs)) > 1
-    used = Counter(LABELS[batch[0]] for epoch in epochs for batch in epoch)
-    assert set(used) == set(range(7))
+    for epoch in epochs:  # within an epoch: 3 batches x 2 labels, each label in at most one batch
+        per_label = Counter(label for batch in epoch for label in {LABELS[i] for i in batch})
+        frequencies = [per_label[label] for label in range(7)]
+        assert sum(frequencies) == len(sampler) * 2 and max(frequencies) - min(frequencies) <= 1
+        assert set(frequencies) <= {0, 1}
+    used = Counter(LABELS[i] for epoch in epochs for batch in epoch for i in batch)
+    assert set(used) == set(range(7))  # over epochs, every label gets its turn
 
 
 @pytest.mark.parametrize(
@@ -152,6 +157,20 @@ def test_triplet_loss_equals_torch_triplet_margin_loss():
     anchor, positive, negative = (torch.randn(50, 8, generator=generator) for _ in range(3))
     expected = nn.TripletMarginLoss(margin=0.3)(anchor, positive, negative)
     torch.testing.assert_close(TripletLoss(margin=0.3)(anchor, positive, negative), expected)
+
+
+def test_triplet_loss_of_a_repeated_item_uses_distance_zero_with_a_finite_gradient():
+    features = torch.tensor([[1.0, 2.0, 3.0], [4.0, 6.0, 3.0]], requires_grad=True)
+    anchor, positive, negative = features[[0]], features[[0]], features[[1]]  # the sampler repeats small classes
+    criterion = TripletLoss(margin=6.0, need_logs=True)
+    loss = criterion(anchor, positive, negative)
+    assert criterion.last_logs["pos_dist"] == 0.0 and criterion.last_logs["neg_dist"] == pytest.approx(5.0)
+    assert loss.item() == pytest.approx(6.0 + 0.0 - 5.0)
+    loss.backward()
+    assert torch.isfinite(features.grad).all()
+    torch.testing.assert_close(features.grad[1], torch.tensor([-0.6, -0.8, 0.0]))  # d(-||n - a||)/dn
+    soft = TripletLoss(margin=None)(anchor, positive, negative)
+    assert soft.item() == pytest.approx(torch.log1p(torch.exp(torch.tensor(-5.0))).item(), rel=1e-6)
 
 
 def test_soft_triplet_loss_is_log_one_plus_exp_of_distance_difference():

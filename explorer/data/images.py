@@ -13,11 +13,12 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from explorer.const import MAX_IMAGE_PIXELS
+from explorer.errors import InputError
 
 BBox = tuple[int, int, int, int]  # (x_1, y_1, x_2, y_2), PIL crop order
 
 
-class ImageReadError(ValueError):
+class ImageReadError(InputError):
     """An image file that cannot be used: missing, corrupt, truncated or too large."""
 
 

@@ -13,11 +13,12 @@ import numpy as np
 import pandas as pd
 
 from explorer import const as C
+from explorer.errors import InputError
 
 MAX_SHOWN = 5  # offending values / rows quoted per message
 
 
-class DatasetValidationError(ValueError):
+class DatasetValidationError(InputError):
     """A dataset that cannot be used as given; the message lists every problem found."""
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 from PIL import Image, ImageDraw, ImageFilter
 
 from explorer import const as C
+from explorer.errors import InputError
 
 FIGURES = ("rectangle", "circle", "triangle", "cross", "equal", "hat", "sign", "star")
 PATTERNS = ("solid", "outline", "stripes", "dots", "checker", "halves")
@@ -165,11 +166,11 @@ def generate_shapes_dataset(
     """
     all_classes = [(figure, pattern) for pattern in PATTERNS for figure in FIGURES]
     if not 2 <= n_classes <= len(all_classes):
-        raise ValueError(f"n_classes must be between 2 and {len(all_classes)} (figures x patterns), got {n_classes}.")
+        raise InputError(f"n_classes must be between 2 and {len(all_classes)} (figures x patterns), got {n_classes}.")
     if images_per_class < 2:
-        raise ValueError(f"images_per_class must be at least 2 to form positive pairs, got {images_per_class}.")
+        raise InputError(f"images_per_class must be at least 2 to form positive pairs, got {images_per_class}.")
     if image_size < 16:
-        raise ValueError(f"image_size must be at least 16 pixels, got {image_size}.")
+        raise InputError(f"image_size must be at least 16 pixels, got {image_size}.")
     # interleave train/validation over patterns so both halves see every figure and pattern family
     classes = all_classes[:n_classes]
     order = list(range(0, n_classes, 2)) + list(range(1, n_classes, 2))

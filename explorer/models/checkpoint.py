@@ -8,6 +8,7 @@ full disk never leaves a half-written checkpoint under the real name.
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -19,6 +20,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from explorer.errors import InputError
+
 FORMAT_NAME = "metric-learning-explorer/extractor"
 FORMAT_VERSION = 1
 CHECKPOINT_SUFFIX = ".safetensors"
@@ -26,7 +29,7 @@ WEIGHT_FILE_SUFFIXES = (CHECKPOINT_SUFFIX, ".ckpt", ".pth", ".pt", ".bin")
 _FORMAT_KEY, _VERSION_KEY, _METADATA_KEY = "format", "format_version", "metadata"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A file that cannot be loaded as an extractor checkpoint; the message says why and what to do."""
 
 
@@ -59,7 +62,7 @@ def save_checkpoint_file(path: str | Path, state_dict: dict[str, torch.Tensor], 
     header = {
         _FORMAT_KEY: FORMAT_NAME,
         _VERSION_KEY: str(FORMAT_VERSION),
-        _METADATA_KEY: json.dumps(asdict(metadata), default=float),
+        _METADATA_KEY: json.dumps(asdict(metadata), default=_json_fallback),
     }
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
@@ -68,6 +71,19 @@ def save_checkpoint_file(path: str | Path, state_dict: dict[str, torch.Tensor], 
     finally:
         temporary.unlink(missing_ok=True)
     return path
+
+
+def _json_fallback(value: Any) -> Any:
+    """What JSON cannot write as is: numbers (numpy, 0-d tensors) stay numbers, anything else becomes its text."""
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
+        value = value.item()  # numpy scalars, 0-d arrays and tensors -> bool, int or float
+    if isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return str(value)
 
 
 def read_checkpoint_metadata(path: str | Path) -> CheckpointMetadata:

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from explorer.errors import InputError
 from explorer.models.checkpoint import (
     CheckpointError,
     CheckpointMetadata,
@@ -45,7 +46,7 @@ class ViTExtractor(nn.Module):
         self.checkpoint_metadata: CheckpointMetadata | None = None
         if weights is None:
             if arch is None:
-                raise ValueError("ViTExtractor(weights=None) builds a random model and needs `arch`, e.g. 'vits16'.")
+                raise InputError("ViTExtractor(weights=None) builds a random model and needs `arch`, e.g. 'vits16'.")
             self.arch = resolve_arch(arch)
             self.model = create_backbone(self.arch)
             self.image_config = image_config_for_timm(self.arch)
@@ -71,7 +72,7 @@ class ViTExtractor(nn.Module):
             self.model = load_hub_backbone(str(weights), str(weights))
             self.image_config = image_config_for_timm(str(weights))
         else:
-            raise ValueError(
+            raise InputError(
                 f"Unknown weights {weights!r}: use a preset ({', '.join(PRESETS)}), a timm pretrained name "
                 "('arch.tag', see timm.list_pretrained()), a checkpoint path ending in .safetensors, "
                 "or None with `arch` for random initialisation."
@@ -85,7 +86,7 @@ class ViTExtractor(nn.Module):
         """Preset / timm name + a local timm weight file (e.g. a downloaded hub `model.safetensors`): no network."""
         timm_name = PRESETS[name].timm_name if name in PRESETS else name
         extractor = cls(None, arch=timm_name.split(".", 1)[0], normalise_features=normalise_features)
-        extractor.model = create_backbone(extractor.arch, pretrained_file=str(weights_file))
+        extractor.model = create_backbone(extractor.arch, pretrained_file=weights_file)
         extractor.preset = name
         if timm.models.get_pretrained_cfg(timm_name) is not None:
             extractor.image_config = image_config_for_timm(timm_name)
@@ -94,7 +95,7 @@ class ViTExtractor(nn.Module):
     @staticmethod
     def _check_arch(requested: str | None, actual: str, origin: str) -> None:
         if requested is not None and resolve_arch(requested) != actual:
-            raise ValueError(f"arch={requested!r} does not match {origin}, which is {actual!r}; drop `arch` or fix it.")
+            raise InputError(f"arch={requested!r} does not match {origin}, which is {actual!r}; drop `arch` or fix it.")
 
     def _load_checkpoint_weights(self, state_dict: dict[str, torch.Tensor], path: str | Path) -> None:
         try:

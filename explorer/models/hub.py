@@ -16,6 +16,7 @@ import timm
 from huggingface_hub import constants as hf_constants
 from torch import nn
 
+from explorer.errors import InputError
 from explorer.models.registry import OFFLINE_PRESET, create_backbone
 
 HUB_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # what timm looks for in a hub repo
@@ -31,7 +32,7 @@ def hub_repo_of(timm_name: str) -> str:
     """timm name with tag ('vit_small_patch16_224.dino') -> its hub repository ('timm/vit_small_patch16_224.dino')."""
     cfg = timm.models.get_pretrained_cfg(timm_name)
     if cfg is None or not cfg.hf_hub_id:
-        raise ValueError(f"timm has no hub weights for {timm_name!r}; see timm.list_pretrained().")
+        raise InputError(f"timm has no hub weights for {timm_name!r}; see timm.list_pretrained().")
     return cfg.hf_hub_id
 
 

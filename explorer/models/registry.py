@@ -7,10 +7,14 @@ random init or from a checkpoint has the same module layout and the same state-d
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import timm
 from torch import nn
+
+from explorer.errors import InputError
+from explorer.models.weight_files import load_weight_file_strictly
 
 # OML's short architecture names -> timm architectures; any other timm name is accepted as it is.
 ARCH_ALIASES: dict[str, str] = {
@@ -78,7 +82,7 @@ def resolve_arch(arch: str) -> str:
     timm_arch = ARCH_ALIASES.get(arch, arch)
     base = timm_arch.split(".", 1)[0]
     if not timm.is_model(base):
-        raise ValueError(
+        raise InputError(
             f"Unknown architecture {arch!r}: use one of {', '.join(ARCH_ALIASES)} or any name from "
             "timm.list_models() (e.g. 'resnet18', 'convnext_tiny')."
         )
@@ -87,23 +91,24 @@ def resolve_arch(arch: str) -> str:
 
 def get_preset(name: str) -> Preset:
     if name not in PRESETS:
-        raise ValueError(f"Unknown preset {name!r}: choose one of {', '.join(PRESETS)}.")
+        raise InputError(f"Unknown preset {name!r}: choose one of {', '.join(PRESETS)}.")
     return PRESETS[name]
 
 
-def create_backbone(timm_arch: str, pretrained_file: str | None = None) -> nn.Module:
+def create_backbone(timm_arch: str, pretrained_file: str | Path | None = None) -> nn.Module:
     """The single factory: a timm model without classifier (`num_classes=0`), returning pooled features.
 
-    ViTs are built with a dynamic input size so they train and embed at any image size; `pretrained_file` loads
-    timm-format weights through timm's own adapters (position-embedding resampling, head removal).
+    ViTs are built with a dynamic input size so they train and embed at any image size; `pretrained_file` (a
+    timm-format weight file) must fill every layer, else `CheckpointError` says which keys are missing or extra.
     """
     kwargs: dict = {"num_classes": 0}
-    if pretrained_file is not None:
-        kwargs.update(pretrained=True, pretrained_cfg_overlay={"file": pretrained_file})
     pretrained_cfg = timm.models.get_pretrained_cfg(timm_arch)
     if pretrained_cfg is not None and pretrained_cfg.fixed_input_size and _accepts_dynamic_size(timm_arch):
         kwargs["dynamic_img_size"] = True
-    return timm.create_model(timm_arch, **kwargs)
+    model = timm.create_model(timm_arch, pretrained=False, **kwargs)
+    if pretrained_file is not None:
+        load_weight_file_strictly(model, timm_arch, pretrained_file)
+    return model
 
 
 def _accepts_dynamic_size(timm_arch: str) -> bool:

@@ -18,6 +18,7 @@ from lightning.pytorch.loggers.neptune import NeptuneLogger  # not re-exported b
 from torch import Tensor, nn
 
 from explorer import const as C
+from explorer.errors import InputError
 from explorer.metrics.embedding_metrics import EmbeddingMetrics
 from explorer.metrics.functional import flatten_metrics
 
@@ -112,7 +113,7 @@ class MetricValCallback(pl.Callback):
     ):
         super().__init__()
         if log_images and C.PATHS_KEY not in metric.extra_keys:
-            raise ValueError(
+            raise InputError(
                 f"log_images=True draws retrieval pictures, which need image paths: create the metric with "
                 f"EmbeddingMetrics(extra_keys=('{C.PATHS_KEY}',))."
             )
@@ -221,7 +222,7 @@ _LOGGERS: dict[str, tuple[str | None, str | None, Callable[..., Logger]]] = {
 def create_logger(kind: str = "tensorboard", save_dir: str = ".", project: str = "metric_learning") -> Logger:
     """A Lightning logger by name, or one clear message saying which package or key is missing."""
     if kind not in _LOGGERS:
-        raise ValueError(f"Unknown logger {kind!r}: choose one of {', '.join(_LOGGERS)}.")
+        raise InputError(f"Unknown logger {kind!r}: choose one of {', '.join(_LOGGERS)}.")
     package, key_variable, factory = _LOGGERS[kind]
     if package is not None:
         try:
@@ -229,5 +230,5 @@ def create_logger(kind: str = "tensorboard", save_dir: str = ".", project: str =
         except ImportError as error:
             raise ImportError(f"The {kind} logger needs the package {package!r}: pip install {package}") from error
     if key_variable is not None and not os.environ.get(key_variable):
-        raise ValueError(f"The {kind} logger needs an API key: set the environment variable {key_variable}.")
+        raise InputError(f"The {kind} logger needs an API key: set the environment variable {key_variable}.")
     return factory(save_dir, project)

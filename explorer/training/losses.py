@@ -1,19 +1,27 @@
 """Triplet losses with OML's semantics: hard margin relu(m + d(a,p) - d(a,n)), or soft log(1 + exp(d(a,p) - d(a,n))).
 
-Distances are `torch.nn.functional.pairwise_distance` (Euclidean with eps=1e-6), exactly as in
-`torch.nn.TripletMarginLoss`, so the hard-margin loss equals it on the same triplets.
+Distances are exact Euclidean norms: an anchor and a positive that are the same item (BalanceSampler repeats items
+of small classes) are at distance 0, not at `pairwise_distance`'s eps * sqrt(D), and the gradient there stays finite
+(0). The hard-margin loss equals `torch.nn.TripletMarginLoss` on the same triplets up to that eps.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from explorer.errors import InputError
 from explorer.training.miners import AllTripletsMiner, TripletsMiner
 
 TRIPLET_LOG_KEYS = ("active_tri", "pos_dist", "neg_dist")
+
+
+def euclidean_distance(x1: Tensor, x2: Tensor) -> Tensor:
+    """Row-wise ||x1 - x2||_2, exactly 0 for equal rows; its gradient at 0 is 0 (vector_norm's subgradient)."""
+    return torch.linalg.vector_norm(x1 - x2, dim=-1)
 
 
 class TripletLoss(nn.Module):
@@ -22,14 +30,14 @@ class TripletLoss(nn.Module):
     def __init__(self, margin: float | None = 0.1, need_logs: bool = False) -> None:
         super().__init__()
         if margin is not None and margin < 0:
-            raise ValueError(f"margin must be non-negative or None (soft margin), got {margin}.")
+            raise InputError(f"margin must be non-negative or None (soft margin), got {margin}.")
         self.margin = margin
         self.need_logs = need_logs
         self.last_logs: dict[str, float] = {}
 
     def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
-        pos_dist = F.pairwise_distance(anchor, positive)
-        neg_dist = F.pairwise_distance(anchor, negative)
+        pos_dist = euclidean_distance(anchor, positive)
+        neg_dist = euclidean_distance(anchor, negative)
         difference = pos_dist - neg_dist
         losses = F.softplus(difference) if self.margin is None else F.relu(self.margin + difference)
         if self.need_logs:
@@ -71,7 +79,7 @@ class TripletLossWithMiner(nn.Module):
     def forward(self, features: Tensor, labels: Tensor | Sequence[int]) -> Tensor:
         anchor, positive, negative = self.miner.sample(features, labels)
         if len(anchor) == 0:
-            raise ValueError(
+            raise InputError(
                 "The batch holds no triplet (it needs two items of one label and one of another): "
                 "build batches with BalanceSampler(labels, n_labels, n_instances)."
             )

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from explorer.errors import InputError
+
 Triplets = tuple[Tensor, Tensor, Tensor]
 
 
@@ -38,7 +40,7 @@ class AllTripletsMiner(TripletsMiner):
 
     def __init__(self, max_output_triplets: int = sys.maxsize) -> None:
         if max_output_triplets < 1:
-            raise ValueError(f"max_output_triplets must be positive, got {max_output_triplets}.")
+            raise InputError(f"max_output_triplets must be positive, got {max_output_triplets}.")
         self.max_output_triplets = max_output_triplets
 
     def sample(self, features: Tensor, labels: Tensor | Sequence[int]) -> Triplets:
@@ -58,7 +60,7 @@ class NHardTripletsMiner(TripletsMiner):
 
     def __init__(self, n_positive: int = 1, n_negative: int = 1) -> None:
         if n_positive < 1 or n_negative < 1:
-            raise ValueError(f"n_positive and n_negative must be positive, got {n_positive} and {n_negative}.")
+            raise InputError(f"n_positive and n_negative must be positive, got {n_positive} and {n_negative}.")
         self.n_positive = n_positive
         self.n_negative = n_negative
 

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
+from explorer.errors import InputError
+
 
 class BalanceSampler(Sampler[list[int]]):
     """Batch sampler (pass as `batch_sampler=`): each batch has `n_labels` distinct labels x `n_instances` items.
@@ -25,18 +27,18 @@ class BalanceSampler(Sampler[list[int]]):
     ) -> None:
         labels = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
         if n_labels < 2:
-            raise ValueError(f"n_labels must be at least 2 (a batch needs negatives), got {n_labels}.")
+            raise InputError(f"n_labels must be at least 2 (a batch needs negatives), got {n_labels}.")
         if n_instances < 2:
-            raise ValueError(f"n_instances must be at least 2 (a batch needs positives), got {n_instances}.")
+            raise InputError(f"n_instances must be at least 2 (a batch needs positives), got {n_instances}.")
         unique, counts = np.unique(labels, return_counts=True)
         if len(unique) < n_labels:
-            raise ValueError(
+            raise InputError(
                 f"n_labels={n_labels} but the data has only {len(unique)} distinct labels; lower n_labels."
             )
         singles = unique[counts < 2]
         if len(singles):
             shown = ", ".join(str(label) for label in singles[:10])
-            raise ValueError(
+            raise InputError(
                 f"{len(singles)} label(s) have a single item ({shown}{', ...' if len(singles) > 10 else ''}): "
                 "they can form no positive pair; drop them from the training data."
             )

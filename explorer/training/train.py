@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 
 from explorer import const as C
 from explorer.data.datasets import DatasetQueryGallery, DatasetWithLabels
+from explorer.errors import InputError
 from explorer.inference.embed import Progress, inference_on_images
 from explorer.metrics.evaluation import EvaluationResult, evaluate_embeddings
 from explorer.metrics.functional import CMC, MAP
@@ -66,13 +67,13 @@ class TrainingSettings:
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"Unknown optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}.")
+            raise InputError(f"Unknown optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}.")
         if self.miner not in MINER_NAMES:
-            raise ValueError(f"Unknown miner {self.miner!r}: choose one of {', '.join(MINER_NAMES)}.")
+            raise InputError(f"Unknown miner {self.miner!r}: choose one of {', '.join(MINER_NAMES)}.")
         if self.epochs < 1:
-            raise ValueError(f"epochs must be at least 1, got {self.epochs}.")
+            raise InputError(f"epochs must be at least 1, got {self.epochs}.")
         if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}.")
+            raise InputError(f"lr must be positive, got {self.lr}.")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
