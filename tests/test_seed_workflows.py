@@ -152,8 +152,10 @@ def test_workflow_3_lightning_fit_logs_metrics_and_images_to_tensorboard():
     assert "worst_queries/OVERALL/map/5" in images
 
 
-def test_workflow_4_retrieval_with_a_model():
-    _, df_val = download_mock_dataset(MOCK_DATASET_PATH)
+def test_workflow_4_retrieval_with_a_model(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    dataset_root = "mock_dataset/"  # the seed's earlier cell; its retrieval cell then reads from MOCK_DATASET_PATH
+    _, df_val = download_mock_dataset(dataset_root)
     model = ViTExtractor(PRESET, arch=ARCH, normalise_features=False).eval()
 
     df_val["path"] = df_val["path"].apply(lambda x: MOCK_DATASET_PATH / x)
