@@ -165,3 +165,26 @@ def test_bbox_keys_in_batches_crop_the_pictures(tmp_path):
     centre = query_pixels[query_pixels.shape[0] // 2, query_pixels.shape[1] // 2]
     assert tuple(centre[:3]) == (255, 0, 0)  # the crop holds only the red half
     plt.close("all")
+
+
+def test_int_categories_stay_int_keys_and_flat_keys_are_their_text():
+    items = make_items(n=4)
+    items["category"] = torch.tensor([7, 7, 8, 8])
+    calculator = EmbeddingMetrics(categories_key="category", verbose=False, cmc_top_k=(1,))
+    calculator.setup(4)
+    calculator.update_data(items)
+    assert list(calculator.metrics) == ["OVERALL", 7, 8]
+    assert len(calculator.get_worst_queries_ids("8/cmc/1", 5)) == 2  # queries 2 and 3 form category 8
+    assert set(calculator.get_worst_queries_ids("8/cmc/1", 5)) == {2, 3}
+
+
+def test_fnmr_without_non_matching_pairs_is_nan_with_a_note_and_the_rest_is_computed(capsys):
+    items = make_items(n=4)
+    items["labels"] = torch.zeros(4, dtype=torch.long)  # one label: every pair matches
+    calculator = EmbeddingMetrics(cmc_top_k=(1,), fmr_vals=(0.1,), verbose=True)
+    calculator.setup(4)
+    calculator.update_data(items)
+    metrics = calculator.compute_metrics()
+    assert metrics["OVERALL"]["fnmr@fmr"][0.1] != metrics["OVERALL"]["fnmr@fmr"][0.1]  # NaN
+    assert metrics["OVERALL"]["cmc"][1] == 1.0
+    assert "fnmr@fmr is NaN" in capsys.readouterr().out

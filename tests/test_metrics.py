@@ -105,8 +105,11 @@ def test_pcf_hand_computed_two_dimensions():
     assert calc_pcf(x, (0.5, 0.8, 1.0)) == {0.5: 0.5, 0.8: 1.0, 1.0: 1.5}
 
 
-def test_pcf_without_variance_is_nan():
-    assert math.isnan(calc_pcf(torch.ones(3, 4), (0.5,))[0.5])
+def test_pcf_without_variance_counts_no_component_so_is_one_over_dim():
+    # no variance: no cumulative ratio to count, n = 1 + 0 -> pcf = 1 / D = 1 / 4 for every v
+    assert calc_pcf(torch.ones(3, 4), (0.5, 1.0)) == {0.5: 0.25, 1.0: 0.25}
+    assert calc_pcf(torch.full((5, 3), 0.1), (0.5,)) == {0.5: pytest.approx(1 / 3)}  # float noise is no variance
+    assert calc_pcf(torch.randn(1, 8), (0.5,)) == {0.5: 0.125}  # a single item
 
 
 def test_fnmr_at_fmr_hand_computed():
@@ -134,6 +137,35 @@ def test_streaming_fnmr_equals_full_matrix_quantile():
     expected = calc_fnmr_at_fmr(dist[allowed & same], dist[allowed & ~same], fmr_vals)
     got = calc_fnmr_at_fmr_streaming(inputs, fmr_vals, chunk_size=11)
     assert got == pytest.approx(expected, abs=1e-6)
+
+
+def test_fnmr_far_from_origin_matches_float64_exact_distances():
+    # un-normalised features: small spread (0.05) around a large offset (1000); |q|^2 + |g|^2 - 2 q.g in float32
+    # loses every digit of such distances, the definition needs them exact
+    rng = np.random.default_rng(0)
+    n = 300
+    emb = (rng.normal(size=(n, 64)) * 0.05 + 1000.0).astype(np.float32)
+    labels = rng.integers(0, 10, n)
+    flags = np.ones(n, dtype=bool)
+    exact = torch.from_numpy(emb).double()
+    dist = torch.cdist(exact, exact, compute_mode="donot_use_mm_for_euclid_dist").numpy()
+    same, not_itself = labels[:, None] == labels[None, :], ~np.eye(n, dtype=bool)
+    expected = calc_fnmr_at_fmr(dist[same & not_itself], dist[~same], (0.1, 0.5))
+    result = evaluate_arrays(emb, labels, flags, flags, fmr_vals=(0.1, 0.5), pcf_variance=())
+    assert result.metrics["OVERALL"]["fnmr@fmr"] == pytest.approx(expected, abs=1e-9)
+    assert 0.4 < expected[0.5] < 0.6  # random embeddings: about half the matching pairs beyond the median
+
+
+def test_fnmr_without_matching_or_non_matching_pairs_is_nan_and_the_rest_is_computed():
+    emb = B([[0.0], [1.0], [3.0]])
+    flags = np.ones(3, dtype=bool)
+    for labels, expected_pairs in (([0, 1, 2], (0, 6)), ([0, 0, 0], (6, 0))):
+        result = evaluate_arrays(emb, labels, flags, flags, cmc_top_k=(1,), fmr_vals=(0.1,), pcf_variance=(0.5,))
+        assert math.isnan(result.metrics["OVERALL"]["fnmr@fmr"][0.1])
+        assert result.metrics["OVERALL"]["cmc"][1] == (0.0 if labels[1] else 1.0)
+        assert result.metrics["OVERALL"]["pcf"][0.5] == 1.0  # one dimension: n = 1, D = 1
+        assert f"{expected_pairs[0]} matching and {expected_pairs[1]} non-matching" in result.notes[0]
+    assert math.isnan(calc_fnmr_at_fmr([], [1.0, 2.0], (0.5,))[0.5])
 
 
 def test_bad_top_k_and_fractions_are_refused():
@@ -282,3 +314,25 @@ def test_evaluate_embeddings_reads_an_oml_dataframe():
     assert result.metrics["y"]["map"][3] == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="rows"):
         evaluate_embeddings(emb[:3], df)
+
+
+def test_category_keys_keep_their_type_and_flat_keys_their_text():
+    import pandas as pd
+
+    from explorer.metrics import evaluate_embeddings
+
+    emb = B([[0.0], [1.0], [2.0], [10.0]])
+    flags = [True] * 4
+    df = pd.DataFrame({"label": [0, 0, 1, 1], "is_query": flags, "is_gallery": flags, "category": [7, 7, 8, 8]})
+    by_df = evaluate_embeddings(emb, df, cmc_top_k=(1,), precision_top_k=(1,), map_top_k=(1,))
+    by_arrays = evaluate_arrays(emb, [0, 0, 1, 1], flags, flags, categories=[7, 7, 8, 8], cmc_top_k=(1,))
+    for result in (by_df, by_arrays):
+        assert list(result.metrics) == ["OVERALL", 7, 8]
+        assert all(type(key) is int for key in list(result.metrics)[1:])
+        assert "8/cmc/1" in result.metrics_flat and 8 in result.metrics_unreduced
+        assert result.worst_queries("8/cmc/1", 5) == [2, 3]  # item 2 (x=2) retrieves x=1 (label 0) first
+    named = evaluate_arrays(emb, [0, 0, 1, 1], flags, flags, categories=["b", "b", "a", "a"], cmc_top_k=(1,))
+    assert list(named.metrics) == ["OVERALL", "a", "b"]
+    mixed = evaluate_arrays(emb, [0, 0, 1, 1], flags, flags, categories=["x", "x", 1, None], cmc_top_k=(1,))
+    assert list(mixed.metrics) == ["OVERALL", 1, "x"]  # a missing category counts in OVERALL only
+    assert mixed.metrics[1]["cmc"][1] == 0.0 and "1/cmc/1" in mixed.metrics_flat

@@ -148,3 +148,56 @@ def test_pairwise_dist_matches_the_definition():
     x2 = torch.tensor([[3.0, 4.0], [1.0, 1.0], [0.0, 1.0]])
     expected = torch.tensor([[5.0, 2**0.5, 1.0], [(4 + 9) ** 0.5, 0.0, 1.0]])
     torch.testing.assert_close(pairwise_dist(x1, x2), expected)
+
+
+def test_pairwise_dist_is_accurate_far_from_the_origin():
+    g = torch.Generator().manual_seed(0)
+    x1 = torch.randn(40, 16, generator=g) * 0.05 + 1000.0
+    x2 = torch.randn(30, 16, generator=g) * 0.05 + 1000.0
+    exact = torch.cdist(x1.double(), x2.double(), compute_mode="donot_use_mm_for_euclid_dist")
+    got = pairwise_dist(x1, x2)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), exact, rtol=1e-6, atol=1e-6)
+    assert pairwise_dist(torch.tensor([[0, 1]]), torch.tensor([[3, 5]])).tolist() == [[5.0]]  # ints
+    torch.testing.assert_close(pairwise_dist(x1, x2, p=1), torch.cdist(x1, x2, p=1))
+
+
+def test_pairwise_dist_memory_scales_with_the_result_not_with_the_dimension():
+    from torch.profiler import ProfilerActivity, profile
+
+    x1, x2 = torch.randn(64, 32), torch.randn(4096, 32)
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        pairwise_dist(x1, x2)
+    largest = max(event.self_cpu_memory_usage for event in prof.events())
+    # one float64 copy of the [64, 4096] result or of x2 at most; a [rows, 4096, 32] difference block is 16x more
+    assert largest <= 8 * max(64 * 4096, 4096 * 32)
+
+
+def test_collapsed_and_duplicate_embeddings_keep_exact_ties_without_scanning_per_query(monkeypatch):
+    import explorer.retrieval.search as search
+
+    exact_pairs = []
+    for name in ("squared_distances_to", "squared_distances_between"):
+        original = getattr(search, name)
+
+        def counting(queries, candidates, original=original):
+            out = original(queries, candidates)
+            exact_pairs.append(out.numel())
+            return out
+
+        monkeypatch.setattr(search, name, counting)
+    n, top_n = 300, 5
+    labels = np.arange(n) % 7
+    flags = np.ones(n, dtype=bool)
+    collapsed = retrieve(torch.zeros(n, 16), labels, flags, flags, top_n=top_n)
+    # every distance is 0: ties go to the lowest gallery positions, the query itself excluded
+    for q in range(n):
+        ids, dists, _ = collapsed.row(q)
+        assert ids.tolist() == [g for g in range(top_n + 1) if g != q][:top_n]
+        assert dists.tolist() == [0.0] * top_n
+    # exact distances: the screened candidates plus one per distinct gallery vector, not the whole gallery per row
+    assert sum(exact_pairs) <= n * (top_n + search.EXTRA_CANDIDATES + 1)
+    g = torch.Generator().manual_seed(0)
+    clusters = torch.randn(10, 16, generator=g)[torch.randint(0, 10, (n,), generator=g)]
+    result = retrieve(clusters, labels, flags, flags, top_n=top_n, chunk_size=64)
+    assert_matches_naive(result, naive_retrieve(clusters, labels, flags, flags, None, top_n))

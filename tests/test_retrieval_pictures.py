@@ -1,16 +1,18 @@
 """Retrieval pictures: one layout (frames, titles, GT tiles), two renderers, cached thumbnails."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
-from matplotlib.figure import Figure
+from matplotlib.colors import to_rgb
 from PIL import Image
 
 from explorer import const as C
 from explorer.retrieval import retrieve
 from explorer.viz.retrieval_layout import build_retrieval_layout
 from explorer.viz.retrieval_render import framed_thumbnail, render_matplotlib, render_pillow
-from explorer.viz.thumbnails import load_thumbnail
+from explorer.viz.thumbnails import cached_thumbnail, load_thumbnail
 
 
 @pytest.fixture
@@ -53,18 +55,84 @@ def test_verbose_adds_file_names(scene):
     assert layout.rows[0][0].lines == ("Query #0", "item_0.png")
 
 
-def test_both_renderers_draw_the_same_layout(scene):
-    retrieval, paths = scene
-    layout = build_retrieval_layout(retrieval, paths, n_instances=2)
-    image = render_pillow(layout, tile_size=100)
-    assert isinstance(image, Image.Image) and image.width > 5 * 100
-    # the query frame is blue: a pixel inside the first tile's border
-    frame_pixel = image.getpixel((6 + 1, image.height - 6 - 100 + 1))
-    assert frame_pixel == C.QUERY_COLOR
+def pillow_tiles(layout, monkeypatch, tile_size=100):
+    """Per row, per tile of the Pillow image: (frame colour, image centre colour, title lines, line colours)."""
+    from PIL import ImageDraw
+
+    texts, pastes = [], []
+    draw_text, paste = ImageDraw.ImageDraw.text, Image.Image.paste
+
+    def record_text(self, xy, text, fill=None, *args, **kwargs):
+        texts.append((text, fill))
+        return draw_text(self, xy, text, fill, *args, **kwargs)
+
+    def record_paste(self, image, box=None, *args, **kwargs):
+        pastes.append((self, box, image.size))
+        return paste(self, image, box, *args, **kwargs)
+
+    monkeypatch.setattr(ImageDraw.ImageDraw, "text", record_text)
+    monkeypatch.setattr(Image.Image, "paste", record_paste)
+    canvas = render_pillow(layout, tile_size=tile_size)
+    monkeypatch.undo()
+    boxes = [box for target, box, size in pastes if target is canvas and size == (tile_size, tile_size)]
+    rows, text_iter = {}, iter(texts)
+    # tiles are pasted in row-major order, each after its title lines; rows are told apart by their top edge
+    for (left, top), tile in zip(boxes, [t for row in layout.rows for t in row], strict=True):
+        drawn = [next(text_iter) for _ in tile.lines]
+        rows.setdefault(top, []).append(
+            (
+                canvas.getpixel((left + 1, top + 1)),
+                canvas.getpixel((left + tile_size // 2, top + tile_size // 2)),
+                tuple(text for text, _ in drawn),
+                tuple(tuple(fill) for _, fill in drawn),
+            )
+        )
+    return [rows[top] for top in sorted(rows)]
+
+
+def matplotlib_tiles(layout):
+    """The same description read back from the matplotlib Figure: axes images, titles and their colour."""
     figure = render_matplotlib(layout)
-    assert isinstance(figure, Figure)
-    assert len([ax for ax in figure.axes if ax.images]) == 5
-    assert figure.axes[1].get_title() == "#0 · 1.000"
+    rows = {}
+    for ax in figure.axes:
+        if not ax.images:
+            continue
+        pixels = np.asarray(ax.images[0].get_array())
+        size = pixels.shape[0]
+        title = ax.get_title()
+        color = tuple(round(c * 255) for c in to_rgb(ax.title.get_color()))
+        lines = tuple(title.split("\n"))
+        spec = ax.get_subplotspec()
+        rows.setdefault(spec.rowspan.start, []).append(
+            (
+                spec.colspan.start,
+                (
+                    tuple(int(v) for v in pixels[1, 1][:3]),
+                    tuple(int(v) for v in pixels[size // 2, size // 2][:3]),
+                    lines,
+                    (color,) * len(lines),
+                ),
+            )
+        )
+    return [[tile for _, tile in sorted(rows[r])] for r in sorted(rows)]
+
+
+def test_both_renderers_draw_the_same_tiles_frames_and_titles(scene, monkeypatch):
+    _, paths = scene
+    emb = torch.tensor([[0.0], [1.0], [2.0], [3.0], [10.0]])
+    is_query = np.array([True, False, False, False, True])  # two rows of different lengths
+    retrieval = retrieve(emb, [0, 1, 1, 0, 0], is_query, ~is_query | is_query, top_n=4)
+    layout = build_retrieval_layout(retrieval, paths, n_instances=2, verbose=True)
+    expected = [
+        [
+            (tile.color, (40 * paths.index(tile.path), 100, 200), tile.lines, (tile.color,) * len(tile.lines))
+            for tile in row
+        ]
+        for row in layout.rows
+    ]
+    assert [len(row) for row in expected] == [5, 4]
+    assert pillow_tiles(layout, monkeypatch) == expected
+    assert matplotlib_tiles(layout) == expected
 
 
 def test_five_by_ten_tiles_stay_readable(scene, tmp_path):
@@ -81,14 +149,24 @@ def test_five_by_ten_tiles_stay_readable(scene, tmp_path):
 
 def test_thumbnails_are_cached_and_unreadable_files_get_a_placeholder(scene, tmp_path):
     _, paths = scene
-    load_thumbnail.cache_clear()
+    cached_thumbnail.cache_clear()
     first = load_thumbnail(paths[0], None, 64)
     assert load_thumbnail(paths[0], None, 64) is first
-    assert load_thumbnail.cache_info().hits == 1
+    assert cached_thumbnail.cache_info().hits == 1
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not an image")
     placeholder = load_thumbnail(str(broken), None, 64)
     assert placeholder.size == (64, 64)
+
+
+def test_a_regenerated_image_gets_a_fresh_thumbnail(tmp_path):
+    path = tmp_path / "regenerated.png"
+    Image.new("RGB", (20, 20), (255, 0, 0)).save(path)
+    assert load_thumbnail(str(path), None, 16).getpixel((8, 8)) == (255, 0, 0)
+    Image.new("RGB", (24, 24), (0, 0, 255)).save(path)  # same path, new content
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert load_thumbnail(str(path), None, 16).getpixel((8, 8)) == (0, 0, 255)
 
 
 def test_framed_thumbnail_crops_to_the_bbox(tmp_path):

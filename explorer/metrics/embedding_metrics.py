@@ -132,9 +132,7 @@ class EmbeddingMetrics:
             _plain(self._storage[self.labels_key]),
             _plain(self._storage[self.is_query_key]),
             _plain(self._storage[self.is_gallery_key]),
-            categories=None
-            if self.categories_key is None
-            else [str(c) for c in _plain(self._storage[self.categories_key])],
+            categories=None if self.categories_key is None else _plain(self._storage[self.categories_key]),
             sequence=None if self.sequence_key is None else _plain(self._storage[self.sequence_key]),
             cmc_top_k=self.cmc_top_k,
             precision_top_k=self.precision_top_k,
@@ -150,6 +148,8 @@ class EmbeddingMetrics:
                     f"{self.evaluation.n_queries_without_gt} queries have no relevant gallery item: "
                     f"their precision is undefined and left out of the precision means."
                 )
+            for note in self.evaluation.notes:
+                print(note)
         return self.evaluation.metrics
 
     def _evaluated(self) -> EvaluationResult:

@@ -16,13 +16,14 @@ import torch
 from torch import Tensor
 
 from explorer import const as C
-from explorer.metrics.fnmr import calc_fnmr_at_fmr_streaming
+from explorer.metrics.fnmr import fnmr_at_fmr_with_pair_counts
 from explorer.metrics.functional import (
     FNMR,
     PCF,
     MetricsDict,
     calc_pcf,
     calc_retrieval_metrics,
+    category_groups,
     count_queries_without_gt,
     flatten_metrics,
     reduce_metrics,
@@ -42,6 +43,7 @@ class EvaluationResult:
     query_categories: np.ndarray | None  # category of every query (row of `retrieval`), or None
     n_queries_without_gt: int  # precision undefined: non-empty list but no relevant gallery item
     inputs: RetrievalInputs = field(repr=False)  # kept to retrieve deeper lists for pictures
+    notes: list[str] = field(default_factory=list)  # why some values are NaN (undefined), for the user
 
     @property
     def metrics_flat(self) -> dict[str, float]:
@@ -68,7 +70,8 @@ class EvaluationResult:
         if category == C.OVERALL_CATEGORIES_KEY:
             positions = np.arange(self.n_queries)
         else:
-            positions = np.flatnonzero(np.asarray([str(c) for c in self.query_categories]) == category)
+            masks = {str(key): mask for key, mask in category_groups(self.query_categories)}
+            positions = np.flatnonzero(masks[category])
         return [int(positions[i]) for i in select_worst(values, n_queries)]
 
     def retrieval_for_queries(self, query_positions: Sequence[int], top_n: int) -> RetrievalResults:
@@ -123,14 +126,19 @@ def evaluate_arrays(
     if pcf_variance:
         all_embeddings = torch.as_tensor(embeddings)
         unreduced[C.OVERALL_CATEGORIES_KEY][PCF] = calc_pcf(all_embeddings, pcf_variance)
-        if query_categories is not None:
-            item_categories = to_numpy(categories)
-            for category in unreduced:
-                if category != C.OVERALL_CATEGORIES_KEY:
-                    mask = torch.from_numpy(item_categories == category)
-                    unreduced[category][PCF] = calc_pcf(all_embeddings[mask], pcf_variance)
+        if categories is not None:
+            for category, mask in category_groups(to_numpy(categories)):
+                if category in unreduced:  # categories of queries only, as the retrieval metrics
+                    unreduced[category][PCF] = calc_pcf(all_embeddings[torch.from_numpy(mask)], pcf_variance)
+    notes = []
     if fmr_vals:
-        unreduced[C.OVERALL_CATEGORIES_KEY][FNMR] = calc_fnmr_at_fmr_streaming(inputs, fmr_vals, chunk_size)
+        fnmr, n_matching, n_non_matching = fnmr_at_fmr_with_pair_counts(inputs, fmr_vals, chunk_size)
+        unreduced[C.OVERALL_CATEGORIES_KEY][FNMR] = fnmr
+        if not n_matching or not n_non_matching:
+            notes.append(
+                f"fnmr@fmr is NaN (undefined): it needs matching and non-matching query-gallery pairs, and there "
+                f"are {n_matching} matching and {n_non_matching} non-matching ones."
+            )
     return EvaluationResult(
         metrics=reduce_metrics(unreduced),
         metrics_unreduced=unreduced,
@@ -138,6 +146,7 @@ def evaluate_arrays(
         query_categories=query_categories,
         n_queries_without_gt=count_queries_without_gt(retrieval.n_gt, retrieval.n_retrieved),
         inputs=inputs,
+        notes=notes,
     )
 
 
@@ -155,7 +164,7 @@ def evaluate_embeddings(embeddings: Tensor | np.ndarray, df: pd.DataFrame, **opt
     missing = [c for c in (C.LABELS_COLUMN, C.IS_QUERY_COLUMN, C.IS_GALLERY_COLUMN) if c not in df.columns]
     if missing:
         raise ValueError(f"The DataFrame lacks columns {missing} needed to evaluate retrieval.")
-    categories = df[C.CATEGORIES_COLUMN].astype(str).to_numpy() if C.CATEGORIES_COLUMN in df.columns else None
+    categories = df[C.CATEGORIES_COLUMN].to_numpy() if C.CATEGORIES_COLUMN in df.columns else None
     sequence = df[C.SEQUENCE_COLUMN].to_numpy() if C.SEQUENCE_COLUMN in df.columns else None
     return evaluate_arrays(
         embeddings,

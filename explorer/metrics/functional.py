@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor
 
@@ -23,6 +24,7 @@ MetricsDict = dict[Any, Any]
 CMC, PRECISION, MAP, PCF, FNMR = "cmc", "precision", "map", "pcf", "fnmr@fmr"
 PER_QUERY_METRICS = (CMC, PRECISION, MAP)
 PCF_TOLERANCE = 1e-9  # explained-variance ratios equal to v up to float error count as <= v
+NO_VARIANCE = 1e-12  # spread below this fraction of the largest |value| is float noise: no variance
 
 
 def _check_top_k(top_k: Sequence[int], name: str) -> None:
@@ -103,11 +105,14 @@ def count_queries_without_gt(n_gt: Tensor, n_retrieved: Tensor) -> int:
 
 
 def calc_fnmr_at_fmr(pos_dist: Any, neg_dist: Any, fmr_vals: Sequence[float]) -> dict[float, float]:
-    """fnmr@fmr: T = the `fmr` quantile (linear) of non-matching distances; fnmr = share of matching ones >= T."""
+    """fnmr@fmr: T = the `fmr` quantile (linear) of non-matching distances; fnmr = share of matching ones >= T.
+
+    NaN (undefined) when there are no matching or no non-matching distances.
+    """
     check_fractions(fmr_vals, "fmr_vals")
     pos, neg = np.asarray(pos_dist, dtype=np.float64), np.asarray(neg_dist, dtype=np.float64)
     if len(pos) == 0 or len(neg) == 0:
-        raise ValueError(f"fnmr@fmr needs matching and non-matching pairs, got {len(pos)} and {len(neg)}.")
+        return {fmr: float("nan") for fmr in fmr_vals}
     thresholds = np.quantile(neg, list(fmr_vals))
     return {fmr: float((pos >= t).mean()) for fmr, t in zip(fmr_vals, thresholds, strict=True)}
 
@@ -115,17 +120,19 @@ def calc_fnmr_at_fmr(pos_dist: Any, neg_dist: Any, fmr_vals: Sequence[float]) ->
 def calc_pcf(embeddings: Tensor, pcf_variance: Sequence[float]) -> dict[float, float]:
     """pcf@v = n / D with n = 1 + #components whose cumulative explained-variance ratio is <= v (PCA, centred).
 
-    NaN when the embeddings have no variance (fewer than two distinct items).
+    Without variance (fewer than two distinct items) no component counts, so n = 1 and pcf = 1 / D.
     """
     check_fractions(pcf_variance, "pcf_variance")
     x = torch.as_tensor(embeddings).detach().to(torch.float64)
     dim = x.shape[1]
+    if dim == 0:
+        raise ValueError("pcf needs embeddings with at least one dimension, got shape [N, 0].")
     if x.shape[0] < 2:
-        return {v: float("nan") for v in pcf_variance}
+        return {v: 1 / dim for v in pcf_variance}
     singular_values = torch.linalg.svdvals(x - x.mean(0, keepdim=True))
     variance = singular_values.pow(2)
-    if float(variance.sum()) <= 0:
-        return {v: float("nan") for v in pcf_variance}
+    if float(variance.sum()) <= x.numel() * (NO_VARIANCE * float(x.abs().max())) ** 2:
+        return {v: 1 / dim for v in pcf_variance}
     cumulative = torch.cumsum(variance, 0) / variance.sum()
     return {v: (1 + int((cumulative <= v + PCF_TOLERANCE).sum())) / dim for v in pcf_variance}
 
@@ -150,13 +157,29 @@ def calc_retrieval_metrics(
             overall[name] = function(is_relevant, n_gt, n_retrieved, top_k)
     nested: MetricsDict = {OVERALL_CATEGORIES_KEY: overall}
     if query_categories is not None:
-        categories = np.asarray(query_categories)
-        for category in np.unique(categories):
-            mask = torch.from_numpy(categories == category)
-            nested[category.item() if hasattr(category, "item") else category] = {
+        for category, mask in category_groups(query_categories):
+            mask = torch.from_numpy(mask)
+            nested[category] = {
                 name: {k: values[mask] for k, values in per_k.items()} for name, per_k in overall.items()
             }
     return nested
+
+
+def category_groups(categories: Sequence | np.ndarray | Tensor) -> list[tuple[Any, np.ndarray]]:
+    """(category, item mask) per distinct category, sorted; categories keep their type (int stays int).
+
+    Missing categories (None, NaN) belong to no group: those items count in OVERALL only.
+    """
+    if isinstance(categories, Tensor):
+        categories = categories.detach().cpu().numpy()
+    values = np.asarray(categories) if isinstance(categories, np.ndarray) else np.asarray(list(categories), object)
+    codes, uniques = pd.factorize(pd.Series(values.reshape(-1)))
+    keys = [u.item() if isinstance(u, np.generic) else u for u in uniques]
+    try:
+        order = sorted(range(len(keys)), key=lambda i: keys[i])
+    except TypeError:  # mixed types (e.g. "x" and 1): order by their text
+        order = sorted(range(len(keys)), key=lambda i: (str(keys[i]), type(keys[i]).__name__))
+    return [(keys[i], codes == i) for i in order]
 
 
 def reduce_metrics(unreduced: Mapping) -> MetricsDict:

@@ -1,9 +1,9 @@
 """Memory-bounded nearest-neighbour search of queries against a gallery.
 
-Per chunk of queries: screening scores |g|^2 - 2 q.g with one matrix product (the |q|^2 term does not change the
-order), exclusions (itself, its sequence) set to +inf, `topk` of a few extra candidates, exact distances for
-those candidates, and a stable sort by (distance, gallery position). Rows whose candidate list cannot prove the
-tie order at its boundary (duplicates, near-ties within float error) are redone exactly from the scores row.
+Per chunk of queries: screening scores |g|^2 - 2 q.g with one matrix product on embeddings centred on the gallery
+mean (the |q|^2 term does not change the order), exclusions (itself, its sequence) set to +inf, `topk` of a few
+extra candidates, exact distances for those candidates, and a stable sort by (distance, gallery position). Rows whose candidate list cannot prove the
+tie order at its boundary (duplicates, near-ties within float error) are redone exactly, all at once per chunk.
 Memory: O(chunk x G + Q x top_n).
 """
 
@@ -18,11 +18,12 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from explorer.retrieval.distances import squared_distances_to
+from explorer.retrieval.distances import centre_of, centred, squared_distances_between, squared_distances_to
 from explorer.retrieval.results import NO_ITEM, RetrievalResults
 
 CHUNK_BYTES = 128 * 1024 * 1024  # budget of one chunk x G score matrix
 EXTRA_CANDIDATES = 8  # candidates beyond top_n, so boundary ties rarely need the exact fallback
+FALLBACK_ELEMENTS = 1 << 24  # rows x G of one block of the exact tie-break
 
 
 def to_codes(values: Any, name: str, allow_missing: bool = False) -> np.ndarray:
@@ -124,15 +125,16 @@ def prepare_inputs(
 
 @dataclass
 class ScoreChunk:
-    """Screening scores of queries [start, stop): |g|^2 - 2 q.g, +inf where the pair is excluded."""
+    """Screening scores of queries [start, stop): |g|^2 - 2 q.g on centred embeddings, +inf where excluded."""
 
     start: int
     stop: int
     scores: Tensor  # [stop - start, G]; a view into a reused buffer, valid until the next chunk
-    query_sq_norms: Tensor  # [stop - start]
+    query_sq_norms: Tensor  # [stop - start] of the centred queries
+    gallery_sq_max: float  # largest squared norm of a centred gallery item
 
     def squared_distances(self) -> Tensor:
-        """Approximate squared distances of the chunk (matmul precision), clamped at 0; inf where excluded."""
+        """Squared distances of the chunk at the chunk's precision, clamped at 0; inf where excluded."""
         return (self.scores + self.query_sq_norms[:, None]).clamp_(min=0)
 
 
@@ -140,24 +142,34 @@ def default_chunk_size(n_gallery: int, itemsize: int = 4) -> int:
     return max(1, CHUNK_BYTES // max(1, n_gallery * itemsize))
 
 
-def iter_score_chunks(inputs: RetrievalInputs, chunk_size: int | None = None) -> Iterator[ScoreChunk]:
-    """Yield screening scores chunk by chunk, with self- and same-sequence pairs set to +inf."""
-    gallery = inputs.gallery_embeddings
+def iter_score_chunks(
+    inputs: RetrievalInputs, chunk_size: int | None = None, dtype: torch.dtype | None = None
+) -> Iterator[ScoreChunk]:
+    """Yield screening scores chunk by chunk, with self- and same-sequence pairs set to +inf.
+
+    Embeddings are centred on the gallery mean first (distances do not change), so scores keep their precision
+    for features far from the origin; `dtype` (default: the embeddings') sets the precision of the products.
+    """
+    dtype = dtype or inputs.gallery_embeddings.dtype
+    centre = centre_of(inputs.gallery_embeddings)
+    gallery = centred(inputs.gallery_embeddings, centre, dtype)
     n_queries, n_gallery = len(inputs.query_ids), len(inputs.gallery_ids)
     chunk_size = chunk_size or default_chunk_size(n_gallery, gallery.element_size())
     gallery_sq_norms = gallery.pow(2).sum(1)
+    gallery_sq_max = float(gallery_sq_norms.max()) if n_gallery else 0.0
     gallery_t = gallery.T.contiguous()
+    del gallery
     sequence_order = np.argsort(inputs.gallery_sequences, kind="stable")
     sorted_sequences = inputs.gallery_sequences[sequence_order]
-    buffer = gallery.new_empty((min(chunk_size, n_queries), n_gallery))
+    buffer = gallery_t.new_empty((min(chunk_size, n_queries), n_gallery))
     for start in range(0, n_queries, chunk_size):
         stop = min(start + chunk_size, n_queries)
-        queries = inputs.query_embeddings[start:stop]
+        queries = centred(inputs.query_embeddings[start:stop], centre, dtype)
         scores = buffer[: stop - start]
         torch.addmm(gallery_sq_norms[None, :], queries, gallery_t, beta=1, alpha=-2, out=scores)
         rows, cols = _same_sequence_pairs(inputs.query_sequences[start:stop], sequence_order, sorted_sequences)
         scores[torch.from_numpy(rows), torch.from_numpy(cols)] = float("inf")
-        yield ScoreChunk(start, stop, scores, queries.pow(2).sum(1))
+        yield ScoreChunk(start, stop, scores, queries.pow(2).sum(1), gallery_sq_max)
 
 
 def _same_sequence_pairs(
@@ -179,13 +191,53 @@ def _sort_by_distance_then_position(sq_dist: Tensor, positions: Tensor) -> tuple
     return sq_dist.gather(1, by_distance), positions.gather(1, by_distance)
 
 
-def _screening_tolerance(inputs: RetrievalInputs, query_sq_norms: Tensor, gallery_sq_max: float) -> Tensor:
-    """Bound on the float error of a screening squared distance (about D x eps x squared norms)."""
-    eps = torch.finfo(inputs.gallery_embeddings.dtype).eps
-    return 2 * inputs.gallery_embeddings.shape[1] * eps * (query_sq_norms + gallery_sq_max)
+def screening_tolerance(inputs: RetrievalInputs, chunk: ScoreChunk) -> Tensor:
+    """Bound on |screening - exact| squared distance: products, centring and the exact sum, ~D x eps x norms."""
+    eps = torch.finfo(chunk.scores.dtype).eps
+    dim = inputs.gallery_embeddings.shape[1]
+    return (2 * dim + 2) * eps * (chunk.query_sq_norms + chunk.gallery_sq_max)
 
 
-def _search_chunk(inputs: RetrievalInputs, chunk: ScoreChunk, top_n: int, gallery_sq_max: float):
+class ExactTieBreak:
+    """Exact top-n of rows whose screened candidates cannot prove the order at their boundary (ties, near-ties).
+
+    All such rows of a chunk are redone at once: every gallery item within the error bound of the row's n-th
+    distance gets an exact distance, then rows are sorted by (distance, gallery position). Exact distances are
+    computed once per distinct gallery vector, so collapsed or duplicated embeddings cost little.
+    """
+
+    def __init__(self, inputs: RetrievalInputs):
+        self.inputs = inputs
+        self._distinct: tuple[Tensor, Tensor] | None = None
+
+    def distinct_gallery(self) -> tuple[Tensor, Tensor]:
+        """(distinct gallery vectors [U, D], index of each gallery item's vector [G]), computed on first use."""
+        if self._distinct is None:
+            self._distinct = torch.unique(self.inputs.gallery_embeddings, dim=0, return_inverse=True)
+        return self._distinct
+
+    def top_n(self, queries: Tensor, scores: Tensor, limit: Tensor, top_n: int) -> tuple[Tensor, Tensor, Tensor]:
+        """For queries [R, D] with scores [R, G]: (squared distances, positions) [R, top_n] and rows solved [R]."""
+        is_candidate = scores <= limit[:, None]
+        distinct, vector_of = self.distinct_gallery()
+        needed = torch.unique(vector_of[is_candidate.any(0)])
+        if len(needed) == 0:  # only if the error bound is violated: nothing to redo
+            unsolved = torch.zeros(len(queries), dtype=torch.bool)
+            return scores[:, :top_n], torch.zeros_like(scores[:, :top_n], dtype=torch.long), unsolved
+        column_of_vector = torch.zeros(len(distinct), dtype=torch.long)
+        column_of_vector[needed] = torch.arange(len(needed))
+        exact = squared_distances_between(queries, distinct[needed])
+        sq = exact[:, column_of_vector[vector_of]].masked_fill_(~is_candidate, float("inf"))
+        nth = torch.topk(sq, top_n, dim=1, largest=False).values[:, -1:]
+        below, tied = sq < nth, sq == nth
+        keep = below | (tied & (tied.cumsum(1) <= top_n - below.sum(1, keepdim=True)))
+        positions = torch.nonzero(keep)[:, 1].reshape(len(queries), top_n)  # ascending gallery positions
+        sq = sq.gather(1, positions)
+        order = torch.sort(sq, dim=1, stable=True).indices
+        return sq.gather(1, order), positions.gather(1, order), torch.isfinite(nth[:, 0])
+
+
+def _search_chunk(inputs: RetrievalInputs, chunk: ScoreChunk, top_n: int, tie_break: ExactTieBreak):
     """Top `top_n` (squared distance, gallery position) of each query in the chunk, exact and tie-stable."""
     gallery = inputs.gallery_embeddings
     queries = inputs.query_embeddings[chunk.start : chunk.stop]
@@ -196,17 +248,15 @@ def _search_chunk(inputs: RetrievalInputs, chunk: ScoreChunk, top_n: int, galler
     sq_dist, candidates = _sort_by_distance_then_position(sq_dist, candidates)
     sq_dist, candidates = sq_dist[:, :top_n], candidates[:, :top_n]
     if n_candidates < gallery.shape[0]:
-        tolerance = _screening_tolerance(inputs, chunk.query_sq_norms, gallery_sq_max)
+        tolerance = screening_tolerance(inputs, chunk)
         boundary = screen[:, -1] + chunk.query_sq_norms - tolerance
-        unsafe = torch.isfinite(boundary) & (boundary <= sq_dist[:, -1])
-        for row in torch.nonzero(unsafe).flatten().tolist():
-            limit = sq_dist[row, -1] - chunk.query_sq_norms[row] + tolerance[row]
-            columns = torch.nonzero(chunk.scores[row] <= limit).flatten()  # ascending positions
-            row_sq = squared_distances_to(queries[row : row + 1], gallery[columns][None])[0]
-            order = torch.sort(row_sq, stable=True).indices[:top_n]
-            if len(order) < top_n:  # cannot happen unless the error bound is violated; keep the screened answer
-                continue
-            sq_dist[row], candidates[row] = row_sq[order], columns[order]
+        unsafe = torch.nonzero(torch.isfinite(boundary) & (boundary <= sq_dist[:, -1])).flatten()
+        block = max(1, FALLBACK_ELEMENTS // gallery.shape[0])
+        for rows in torch.split(unsafe, block):
+            limit = sq_dist[rows, -1] - chunk.query_sq_norms[rows] + tolerance[rows]
+            exact, positions, solved = tie_break.top_n(queries[rows], chunk.scores[rows], limit, top_n)
+            # unsolved rows cannot happen unless the error bound is violated: they keep the screened answer
+            sq_dist[rows[solved]], candidates[rows[solved]] = exact[solved].to(sq_dist.dtype), positions[solved]
     return sq_dist, candidates
 
 
@@ -218,9 +268,9 @@ def retrieve_prepared(inputs: RetrievalInputs, top_n: int, chunk_size: int | Non
     width = min(top_n, n_gallery)
     retrieved = torch.full((n_queries, width), NO_ITEM, dtype=torch.long)
     distances = torch.full((n_queries, width), float("inf"), dtype=torch.float32)
-    gallery_sq_max = float(inputs.gallery_embeddings.pow(2).sum(1).max())
+    tie_break = ExactTieBreak(inputs)
     for chunk in iter_score_chunks(inputs, chunk_size):
-        sq_dist, positions = _search_chunk(inputs, chunk, width, gallery_sq_max)
+        sq_dist, positions = _search_chunk(inputs, chunk, width, tie_break)
         found = torch.isfinite(sq_dist)
         retrieved[chunk.start : chunk.stop] = torch.where(found, positions, NO_ITEM)
         distances[chunk.start : chunk.stop] = sq_dist.sqrt().float()

@@ -1,6 +1,7 @@
 """Two renderers of one `RetrievalLayout`: a fast Pillow image (the app) and a matplotlib Figure (notebooks, loggers).
 
-Both draw the same framed thumbnails, so the pictures agree; sizes keep 5 rows x 10 tiles readable.
+Both draw the same framed thumbnails and titles in the frame's colour, so the pictures agree; sizes keep 5 rows x 10
+tiles readable.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from explorer.viz.thumbnails import load_thumbnail
 
 FRAME_FRACTION = 0.04  # frame width relative to the tile
 GAP = 6  # pixels between tiles (Pillow)
-TEXT_COLOR = (20, 20, 20)
 
 
 def framed_thumbnail(tile: Tile, size: int) -> Image.Image:
@@ -24,7 +24,7 @@ def framed_thumbnail(tile: Tile, size: int) -> Image.Image:
 
 
 def render_pillow(layout: RetrievalLayout, tile_size: int = 160, font_size: int = 13) -> Image.Image:
-    """One RGB image: every row of the layout, titles above the tiles."""
+    """One RGB image: every row of the layout, titles (in the frame's colour) above the tiles."""
     font = ImageFont.load_default(size=font_size)
     line_height = font_size + 4
     text_height = layout.n_lines * line_height + 2
@@ -39,11 +39,10 @@ def render_pillow(layout: RetrievalLayout, tile_size: int = 160, font_size: int 
         for c, tile in enumerate(row):
             left, top = GAP + c * cell_width, GAP + r * cell_height
             for i, line in enumerate(tile.lines):
-                color = tile.color if i == 0 else TEXT_COLOR
                 draw.text(
                     (left + tile_size // 2, top + i * line_height),
                     _fit(line, font, tile_size),
-                    fill=color,
+                    fill=tile.color,
                     font=font,
                     anchor="ma",
                 )
