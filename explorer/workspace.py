@@ -17,7 +17,7 @@ import threading
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,10 @@ EMBED_BATCH_SIZE = 32
 MAX_INSTANCES = 30
 MAX_UPLOAD_UNPACKED_BYTES = 4 * 1024**3  # a zip that unpacks beyond this is refused (zip-bomb guard)
 MAX_UPLOAD_MEMBERS = 200_000
+MAX_EPOCHS = 200
+MAX_BATCH_LABELS = 1024
+MAX_BATCH_INSTANCES = 1024
+IMAGE_SIZE_RANGE = (32, 1024)  # training / inference resolution the Train tab accepts (0 or empty: the model's own)
 
 
 class WorkspaceInputError(ValueError):
@@ -122,6 +126,37 @@ def check_count(name: str, value: float | int | None, low: int, high: int) -> in
     if not low <= int(value) <= high:
         raise WorkspaceInputError(f"{name} must be between {low} and {high}, got {int(value)}.")
     return int(value)
+
+
+def training_settings(
+    epochs: float | None,
+    lr: float | None,
+    optimizer: str,
+    margin: float | None,
+    miner: str,
+    n_labels: float | None,
+    n_instances: float | None,
+    image_size: float | None,
+) -> TrainingSettings:
+    """The Train tab's fields as `TrainingSettings`; an empty or out-of-range field gets a message naming it.
+
+    An empty margin means the soft-margin triplet loss; an empty or 0 image size keeps the model's own size.
+    """
+    if lr is None or not float(lr) > 0:
+        raise WorkspaceInputError(f"learning rate must be a positive number such as 0.0001, got {lr!r}.")
+    if margin is not None and float(margin) < 0:
+        raise WorkspaceInputError(f"margin must be 0 or more (empty: soft margin), got {margin!r}.")
+    size = None if not image_size else check_count("image size", image_size, *IMAGE_SIZE_RANGE)
+    return TrainingSettings(
+        epochs=check_count("epochs", epochs, 1, MAX_EPOCHS),
+        lr=float(lr),
+        optimizer=_check_choice("optimizer", optimizer, TRAIN_CHOICES["optimizer"]),
+        margin=None if margin is None else float(margin),
+        miner=_check_choice("miner", miner, TRAIN_CHOICES["miner"]),
+        n_labels=check_count("n_labels", n_labels, 2, MAX_BATCH_LABELS),
+        n_instances=check_count("n_instances", n_instances, 2, MAX_BATCH_INSTANCES),
+        image_size=size,
+    )
 
 
 def unpack_upload(zip_path: str | Path, destination: Path) -> Path:
@@ -710,7 +745,7 @@ class Workspace:
                 if k in base_flat
             ],
             columns=["metric", "base", "trained", "delta"],
-        )
+        ).round(4)
         before = self.per_query_values(metric_name, base_evaluation)
         after = self.per_query_values(metric_name)
         change = np.nan_to_num(after - before, nan=0.0)
@@ -719,7 +754,8 @@ class Workspace:
         regressed = [int(i) for i in order[::-1][:n_queries] if change[i] < 0]
 
         def table(ids: list[int]) -> pd.DataFrame:
-            return self._query_table(ids).assign(base=before[ids], trained=after[ids], delta=change[ids])
+            values = {"base": before[ids], "trained": after[ids], "delta": change[ids]}
+            return self._query_table(ids).assign(**{k: np.round(v, 4) for k, v in values.items()})
 
         def side_by_side(ids: list[int]) -> Image.Image | None:
             if not ids:
@@ -907,6 +943,8 @@ def load_extractor(choice: ModelChoice) -> Extractor:
             )
     except PretrainedWeightsUnavailable as error:  # offline hub download: say so in the UI, not as a crash
         raise WorkspaceInputError(str(error)) from error
+    if choice.weights == "checkpoint":  # the checkpoint, not the name field, says what the model is
+        choice = replace(choice, name=model.preset or model.arch)
     if choice.image_size:
         model.set_input_size(choice.image_size)
     return Extractor(model.eval(), model.get_transforms(train=False), choice, choice.describe())

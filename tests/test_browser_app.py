@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
+import zipfile
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from tiny_workspace import build_tiny_workspace, serve_app
 
@@ -144,3 +149,164 @@ def test_uploading_an_image_searches_the_gallery(page, served):
     _cell(page, "search-table", 0, 1).wait_for(timeout=TIMEOUT_MS)
     assert _cell(page, "search-table", 0, 1).inner_text().strip() == str(row)  # nearest: the uploaded image itself
     assert _cell(page, "search-table", 0, 2).inner_text().strip() == str(workspace.df[C.LABELS_COLUMN].iloc[row])
+
+
+# -- the features that change a session's data, model or extractor ----------------------------------------------
+
+
+def _header(page) -> str:
+    return page.locator("#header").inner_text()
+
+
+def _wait_header(page, text: str) -> None:
+    page.wait_for_function(
+        "text => document.querySelector('#header')?.innerText.includes(text)", arg=text, timeout=TIMEOUT_MS
+    )
+
+
+def _wait_toast(page, text: str) -> None:
+    page.locator(".toast-body").filter(has_text=text).first.wait_for(timeout=TIMEOUT_MS)
+
+
+def _file_links(page, elem_id: str) -> dict[str, str]:
+    """{file name: URL} of the download links a gr.File shows."""
+    links = page.locator(f"#{elem_id} a[download]").evaluate_all(
+        "links => links.map(a => [a.getAttribute('download'), a.href])"
+    )
+    return dict(links)
+
+
+@pytest.fixture(scope="module")
+def image_folder_zip(served, tmp_path_factory) -> Path:
+    """A zip of an image folder (`pets/<label>/<image>`) made of three labels of the tiny dataset."""
+    _, workspace = served
+    archive = tmp_path_factory.mktemp("zips") / "pets.zip"
+    labels = workspace.df[C.LABELS_COLUMN].to_numpy()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for row, path in enumerate(workspace.paths):
+            if labels[row] in sorted(set(labels))[:3]:
+                zipped.write(path, f"pets/class_{labels[row]}/{row}{Path(path).suffix}")
+    return archive
+
+
+def test_uploading_an_image_folder_zip_switches_only_this_session(page, browser, served, image_folder_zip):
+    url, workspace = served
+    _open_tab(page, "Data")
+    page.locator("#data-zip input[type=file]").set_input_files(str(image_folder_zip))
+    _wait_header(page, "pets (12 images, 3 labels")
+    page.wait_for_function(
+        "() => document.querySelector('#data-summary [data-testid=cell-0-1]')?.innerText.trim() === 'pets'",
+        timeout=TIMEOUT_MS,
+    )
+    other = browser.new_page()
+    try:
+        other.goto(url)
+        other.get_by_role("heading", name="Metric-learning explorer").wait_for(timeout=TIMEOUT_MS)
+        assert workspace.dataset.name in _header(other)
+        assert "pets" not in _header(other)
+    finally:
+        other.close()
+
+
+def test_a_file_that_is_not_a_zip_gets_a_clear_message(page, tmp_path, served):
+    _, workspace = served
+    not_a_zip = tmp_path / "photos.zip"
+    not_a_zip.write_text("not a zip")
+    _open_tab(page, "Data")
+    page.locator("#data-zip input[type=file]").set_input_files(str(not_a_zip))
+    _wait_toast(page, "photos.zip is not a zip file")
+    assert workspace.dataset.name in _header(page)
+
+
+def test_loading_a_server_path_and_a_bad_path(page, served):
+    _, workspace = served
+    _open_tab(page, "Data")
+    source = page.locator("#data-source textarea, #data-source input").first
+    source.fill("/no/such/folder")
+    page.locator("#data-load").click()
+    _wait_toast(page, "'/no/such/folder' is neither a built-in dataset")
+    source.fill(str(Path(workspace.dataset.root)))
+    page.locator("#data-load").click()
+    _wait_header(page, f"{len(workspace.df)} images")
+    page.locator("#data-status").get_by_text("Loaded.").wait_for(timeout=TIMEOUT_MS)
+
+
+def test_downloading_the_checkpoint_gives_a_loadable_file(page, served, tmp_path):
+    _, workspace = served
+    _open_tab(page, "Model")
+    page.locator("#model-download").click()
+    page.wait_for_selector("#model-file a[download$='.safetensors']", timeout=TIMEOUT_MS)
+    with page.expect_download() as download:
+        page.locator("#model-file a[download$='.safetensors']").click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    page.get_by_label("checkpoint", exact=True).check()
+    page.locator("#model-apply").click()
+    _wait_toast(page, "needs a checkpoint file")
+    page.locator("#model-checkpoint input[type=file]").set_input_files(str(saved))
+    page.locator("#model-apply").click()
+    _wait_header(page, f"checkpoint {saved.name}")
+    assert workspace.extractor.choice.name in page.locator("#model-name input").input_value()
+
+
+def test_training_updates_curves_then_every_view_and_compare(page):
+    _open_tab(page, "Train")
+    for label, value in (("epochs", 2), ("n_labels", 2), ("n_instances", 2)):
+        page.get_by_label(label, exact=True).fill(str(value))
+    page.locator("#train-start").click()
+    page.locator("#train-status").get_by_text("Finished 2 epoch(s)").wait_for(timeout=TIMEOUT_MS)
+    page.wait_for_selector("#curve-val canvas, #curve-val svg", timeout=TIMEOUT_MS)
+    _wait_header(page, "trained 2 epoch(s) here")
+    _open_tab(page, "Compare")
+    page.locator("#compare-run").click()
+    _cell(page, "compare-deltas", 0, 0).wait_for(timeout=TIMEOUT_MS)
+    assert _cell(page, "compare-deltas", 0, 0).inner_text().strip() == "OVERALL/cmc/1"
+
+
+def test_cancel_stops_a_long_training_run(page):
+    _open_tab(page, "Train")
+    for label, value in (("epochs", 200), ("n_labels", 2), ("n_instances", 2)):
+        page.get_by_label(label, exact=True).fill(str(value))
+    page.locator("#train-start").click()
+    page.locator("#train-status").get_by_text(re.compile(r"epoch \d+/200 done")).wait_for(timeout=TIMEOUT_MS)
+    page.locator("#train-cancel").click()
+    page.locator("#train-status").get_by_text("Cancelled").wait_for(timeout=TIMEOUT_MS)
+    _wait_header(page, "trained")
+
+
+def test_bad_training_settings_get_a_message(page):
+    _open_tab(page, "Train")
+    page.locator("#train-image-size input").fill("5")
+    page.locator("#train-start").click()
+    _wait_toast(page, "image size must be between 32 and 1024, got 5")
+
+
+def test_compare_before_training_says_to_train_first(page):
+    _open_tab(page, "Compare")
+    page.locator("#compare-run").click()
+    _wait_toast(page, "Nothing to compare yet")
+
+
+def test_export_files_download_and_are_valid(page, served, tmp_path):
+    _, workspace = served
+    _open_tab(page, "Export")
+    page.locator("#export-run").click()
+    page.wait_for_selector("#export-files a[download='projection_pca.csv']", timeout=TIMEOUT_MS)
+    saved = {}
+    for name in ("embeddings.npy", "embeddings.parquet", "metrics.csv", "metrics.json", "projection_pca.csv"):
+        with page.expect_download() as download:
+            page.locator(f"#export-files a[download='{name}']").click()
+        saved[name] = tmp_path / name
+        download.value.save_as(saved[name])
+    assert np.load(saved["embeddings.npy"]).shape == workspace.embeddings().shape
+    table = pd.read_parquet(saved["embeddings.parquet"])
+    assert {C.PATHS_COLUMN, C.LABELS_COLUMN, C.EMBEDDINGS_KEY} <= set(table.columns) and len(table) == len(workspace.df)
+    assert set(pd.read_csv(saved["metrics.csv"]).columns) == {"category", "metric", "k", "value"}
+    assert "OVERALL/cmc/1" in json.loads(saved["metrics.json"].read_text())["metrics"]
+    assert {"x", "y"} <= set(pd.read_csv(saved["projection_pca.csv"]).columns)
+
+
+def test_the_app_serves_no_arbitrary_files(page, served):
+    url, _ = served
+    for path in ("/etc/passwd", str(Path(__file__).resolve())):
+        assert page.request.get(f"{url.rstrip('/')}/gradio_api/file={path}").status in (403, 404)

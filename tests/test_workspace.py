@@ -22,6 +22,7 @@ from explorer.workspace import (
     check_count,
     parse_query_ids,
     training_curves,
+    training_settings,
     unpack_upload,
 )
 
@@ -269,7 +270,38 @@ def test_checkpoint_download_loads_back_to_the_same_embeddings(session):
     assert np.allclose(own.embeddings(), before, atol=1e-5)
 
 
+def test_a_loaded_checkpoint_is_named_by_its_architecture_not_the_name_field(session):
+    own = session.edit()
+    path = own.save_checkpoint()
+    own.set_model("resnet18", "checkpoint", str(path))
+    assert own.extractor.choice.name == TINY_MODEL
+    assert own.extractor.description == f"{TINY_MODEL} (checkpoint {path.name})"
+
+
 # -- training and compare ---------------------------------------------------------------------------------
+
+
+def test_training_settings_from_the_train_tab_fields():
+    settings = training_settings(2, 1e-3, "adamw", None, "all", 4, 2, 0)
+    assert (settings.epochs, settings.margin, settings.n_labels, settings.image_size) == (2, None, 4, None)
+    assert training_settings(1, 1e-3, "adamw", 0.2, "all", 2, 2, 64).image_size == 64
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ((None, 1e-3, "adamw", 0.1, "all", 4, 2, 0), "epochs must be a whole number"),
+        ((0, 1e-3, "adamw", 0.1, "all", 4, 2, 0), "epochs must be between 1 and"),
+        ((1, None, "adamw", 0.1, "all", 4, 2, 0), "learning rate must be a positive number"),
+        ((1, 1e-3, "adamw", -1, "all", 4, 2, 0), "margin must be 0 or more"),
+        ((1, 1e-3, "lion", 0.1, "all", 4, 2, 0), "optimizer must be one of"),
+        ((1, 1e-3, "adamw", 0.1, "all", 1, 2, 0), "n_labels must be between 2 and"),
+        ((1, 1e-3, "adamw", 0.1, "all", 4, 2, 5), "image size must be between 32 and 1024, got 5"),
+    ],
+)
+def test_training_settings_name_the_bad_field(fields, message):
+    with pytest.raises(WorkspaceInputError, match=message):
+        training_settings(*fields)
 
 
 def test_compare_before_training_says_to_train_first(shared):
@@ -290,7 +322,8 @@ def test_training_reports_each_epoch_then_compare_measures_against_the_base(shar
     result = own.compare("OVERALL/map/5", 3, 2)
     deltas = result.deltas.set_index("metric")
     trained, base = own.evaluation().metrics_flat, shared.evaluation().metrics_flat
-    assert deltas.loc["OVERALL/map/5", "delta"] == pytest.approx(trained["OVERALL/map/5"] - base["OVERALL/map/5"])
+    expected = trained["OVERALL/map/5"] - base["OVERALL/map/5"]
+    assert deltas.loc["OVERALL/map/5", "delta"] == pytest.approx(expected, abs=1e-4)  # shown to 4 decimals
     assert (result.improved["delta"] > 0).all() and (result.regressed["delta"] < 0).all()
 
 

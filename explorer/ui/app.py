@@ -17,11 +17,11 @@ import gradio as gr
 import pandas as pd
 from PIL import Image
 
-from explorer.training.train import TrainingSettings
 from explorer.ui.plotly_click import on_point_click, plotly_click
 from explorer.viz.projection import PROJECTION_METHODS
 from explorer.workspace import (
     COLOR_BY_CHOICES,
+    IMAGE_SIZE_RANGE,
     MAX_INSTANCES,
     MAX_QUERIES_PER_GRID,
     TRAIN_CHOICES,
@@ -30,6 +30,7 @@ from explorer.workspace import (
     WorkspaceSession,
     available_models,
     training_curves,
+    training_settings,
 )
 
 log = logging.getLogger(__name__)
@@ -111,16 +112,24 @@ def build_demo(workspace: Workspace) -> gr.Blocks:
                         if workspace.dataset.name in ("shapes", "mock")
                         else str(workspace.dataset.root),
                         scale=3,
+                        elem_id="data-source",
                     )
-                    data_root = gr.Textbox(label="dataset_root (CSV only; default: the CSV's folder)", scale=2)
-                    data_load = gr.Button("Load", variant="primary", scale=1)
+                    data_root = gr.Textbox(
+                        label="dataset_root (CSV only; default: the CSV's folder)", scale=2, elem_id="data-root"
+                    )
+                    data_load = gr.Button("Load", variant="primary", scale=1, elem_id="data-load")
                 with gr.Row():
                     data_zip = gr.File(
-                        label="…or upload a zip (image folder, or one CSV + images)", file_types=[".zip"]
+                        label="…or upload a zip (image folder, or one CSV + images)",
+                        file_types=[".zip"],
+                        elem_id="data-zip",
                     )
-                data_warnings = gr.Markdown(workspace.warnings_text())
+                data_status = gr.Markdown(elem_id="data-status")
+                data_warnings = gr.Markdown(workspace.warnings_text(), elem_id="data-warnings")
                 with gr.Row():
-                    data_summary = gr.Dataframe(workspace.data_summary(), label="Counts", interactive=False, scale=1)
+                    data_summary = gr.Dataframe(
+                        workspace.data_summary(), label="Counts", interactive=False, scale=1, elem_id="data-summary"
+                    )
                     data_preview = gr.Dataframe(
                         workspace.data_preview(), label="First rows", interactive=False, scale=3
                     )
@@ -132,17 +141,24 @@ def build_demo(workspace: Workspace) -> gr.Blocks:
                         value=workspace.extractor.choice.name,
                         label="Preset or timm name",
                         allow_custom_value=True,
+                        elem_id="model-name",
                     )
                     model_weights = gr.Radio(
-                        list(WEIGHT_CHOICES), value=workspace.extractor.choice.weights, label="Weights"
+                        list(WEIGHT_CHOICES),
+                        value=workspace.extractor.choice.weights,
+                        label="Weights",
+                        elem_id="model-weights",
                     )
                     model_checkpoint = gr.File(
-                        label="Checkpoint (for weights = checkpoint)", file_types=[".safetensors"]
+                        label="Checkpoint (for weights = checkpoint)",
+                        file_types=[".safetensors"],
+                        elem_id="model-checkpoint",
                     )
                 with gr.Row():
-                    model_apply = gr.Button("Use this model", variant="primary")
-                    model_download = gr.Button("Download current checkpoint")
-                model_file = gr.File(label="Checkpoint file", interactive=False)
+                    model_apply = gr.Button("Use this model", variant="primary", elem_id="model-apply")
+                    model_download = gr.Button("Download current checkpoint", elem_id="model-download")
+                model_status = gr.Markdown(elem_id="model-status")
+                model_file = gr.File(label="Checkpoint file", interactive=False, elem_id="model-file")
 
             with gr.Tab("Train", id="train"):
                 with gr.Row():
@@ -159,13 +175,20 @@ def build_demo(workspace: Workspace) -> gr.Blocks:
                     train_n_labels = gr.Number(8, label="n_labels", precision=0, minimum=2)
                     train_n_instances = gr.Number(4, label="n_instances", precision=0, minimum=2)
                     train_image_size = gr.Number(
-                        None, label="image size (empty: the model's own)", precision=0, minimum=32, maximum=1024
+                        0,
+                        label="image size (0: the model's own)",
+                        precision=0,
+                        minimum=0,
+                        maximum=IMAGE_SIZE_RANGE[1],
+                        elem_id="train-image-size",
                     )
-                    train_start = gr.Button("Train", variant="primary")
-                    train_cancel = gr.Button("Cancel", variant="stop")
-                train_status = gr.Markdown()
+                    train_start = gr.Button("Train", variant="primary", elem_id="train-start")
+                    train_cancel = gr.Button("Cancel", variant="stop", elem_id="train-cancel")
+                train_status = gr.Markdown(elem_id="train-status")
                 with gr.Row():
-                    curve_loss = gr.LinePlot(x="epoch", y="value", color="series", title="loss", height=240)
+                    curve_loss = gr.LinePlot(
+                        x="epoch", y="value", color="series", title="loss", height=240, elem_id="curve-loss"
+                    )
                     curve_active = gr.LinePlot(
                         x="epoch", y="value", color="series", title="active triplets", height=240
                     )
@@ -174,7 +197,12 @@ def build_demo(workspace: Workspace) -> gr.Blocks:
                         x="epoch", y="value", color="series", title="positive / negative distance", height=240
                     )
                     curve_val = gr.LinePlot(
-                        x="epoch", y="value", color="series", title="validation cmc@1 / map@5", height=240
+                        x="epoch",
+                        y="value",
+                        color="series",
+                        title="validation cmc@1 / map@5",
+                        height=240,
+                        elem_id="curve-val",
                     )
 
             with gr.Tab("Metrics", id="metrics"):
@@ -270,23 +298,37 @@ def build_demo(workspace: Workspace) -> gr.Blocks:
                     )
                     compare_count = gr.Slider(1, MAX_QUERIES_PER_GRID, 3, step=1, label="number of queries")
                     compare_instances = gr.Slider(1, MAX_INSTANCES, n_default, step=1, label="n_instances")
-                    compare_run = gr.Button("Compare", variant="primary")
-                compare_deltas = gr.Dataframe(label="Metric deltas (trained − base)", interactive=False)
-                compare_improved_table = gr.Dataframe(label="Most improved queries", interactive=False)
-                compare_improved = gr.Image(
-                    type="pil", label="Most improved: base (left) vs trained (right)", format="png"
+                    compare_run = gr.Button("Compare", variant="primary", elem_id="compare-run")
+                compare_deltas = gr.Dataframe(
+                    label="Metric deltas (trained − base)", interactive=False, elem_id="compare-deltas"
                 )
-                compare_regressed_table = gr.Dataframe(label="Most regressed queries", interactive=False)
+                compare_improved_table = gr.Dataframe(
+                    label="Most improved queries", interactive=False, elem_id="compare-improved-table"
+                )
+                compare_improved = gr.Image(
+                    type="pil",
+                    label="Most improved: base (left) vs trained (right)",
+                    format="png",
+                    elem_id="compare-improved",
+                )
+                compare_regressed_table = gr.Dataframe(
+                    label="Most regressed queries", interactive=False, elem_id="compare-regressed-table"
+                )
                 compare_regressed = gr.Image(
-                    type="pil", label="Most regressed: base (left) vs trained (right)", format="png"
+                    type="pil",
+                    label="Most regressed: base (left) vs trained (right)",
+                    format="png",
+                    elem_id="compare-regressed",
                 )
 
             with gr.Tab("Export", id="export"):
                 export_methods = gr.CheckboxGroup(
                     list(PROJECTION_METHODS), value=["pca"], label="projection coordinates to include"
                 )
-                export_run = gr.Button("Export embeddings, metrics and projections", variant="primary")
-                export_files = gr.File(label="Files", file_count="multiple", interactive=False)
+                export_run = gr.Button(
+                    "Export embeddings, metrics and projections", variant="primary", elem_id="export-run"
+                )
+                export_files = gr.File(label="Files", file_count="multiple", interactive=False, elem_id="export-files")
 
         # -- handlers: thin calls into the session's workspace ----------------------------------------------
 
@@ -319,25 +361,32 @@ def build_demo(workspace: Workspace) -> gr.Blocks:
             query_id = int(table.iloc[event.index[0]]["query id"])
             return gr.Tabs(selected="queries"), str(query_id), session.workspace.query_grid([query_id], n_instances)
 
+        # Data and model switches write the header and a status line: their progress bars show there while
+        # embeddings are computed, so a long load is never a silent page.
         @_user_errors
-        def load_data(session: WorkspaceSession, source: str, root: str, progress=TRACKED):
+        def load_data(session: WorkspaceSession, source: str, root: str, progress=TRACKED) -> tuple[str, str]:
             workspace = session.edit()
             workspace.load_data(source, root)
             workspace.warm_up(_reporter(progress))
+            return workspace.describe(), f"Loaded. {workspace.describe()}"
 
         @_user_errors
         def load_zip(session: WorkspaceSession, zip_path: str | None, progress=TRACKED):
-            if zip_path is None:
-                return
+            if zip_path is None:  # the upload was cleared
+                return gr.skip(), gr.skip()
             workspace = session.edit()
             workspace.load_uploaded_zip(zip_path)
             workspace.warm_up(_reporter(progress))
+            return workspace.describe(), f"Loaded the upload. {workspace.describe()}"
 
         @_user_errors
-        def set_model(session: WorkspaceSession, name: str, weights: str, checkpoint: str | None, progress=TRACKED):
+        def set_model(
+            session: WorkspaceSession, name: str, weights: str, checkpoint: str | None, progress=TRACKED
+        ) -> tuple[str, str]:
             workspace = session.edit()
             workspace.set_model(name, weights, checkpoint)
             workspace.warm_up(_reporter(progress))
+            return workspace.describe(), f"Now using {workspace.extractor.description}."
 
         @_user_errors
         def download_checkpoint(session: WorkspaceSession) -> str:
@@ -360,22 +409,14 @@ def build_demo(workspace: Workspace) -> gr.Blocks:
             image_size,
             progress=TRACKED,
         ):
-            settings = TrainingSettings(
-                epochs=int(epochs),
-                lr=float(lr),
-                optimizer=optimizer,
-                margin=None if margin is None else float(margin),
-                miner=miner,
-                n_labels=int(n_labels),
-                n_instances=int(n_instances),
-                image_size=int(image_size) if image_size else None,
-            )
+            settings = training_settings(epochs, lr, optimizer, margin, miner, n_labels, n_instances, image_size)
             for history, status in session.train(settings, _reporter(progress)):
                 yield (status, *training_curves(history))
 
-        def cancel_training(session: WorkspaceSession) -> str:
+        def cancel_training(session: WorkspaceSession) -> None:
+            # A toast, not the status line: the run's own last status could arrive first and be overwritten.
             session.stop_training()
-            return "Cancelling after the current step…"
+            gr.Info("Cancelling after the current step…")
 
         @_user_errors
         def compare(session: WorkspaceSession, metric_name: str, n_queries: int, n_instances: int, progress=TRACKED):
@@ -414,6 +455,8 @@ def build_demo(workspace: Workspace) -> gr.Blocks:
                 workspace.projection(method, color_by),
                 gr.Dropdown(choices=names, value=metric),
                 None,
+                workspace.extractor.choice.name,
+                workspace.extractor.choice.weights,
             )
 
         refresh_inputs = [
@@ -440,6 +483,8 @@ def build_demo(workspace: Workspace) -> gr.Blocks:
             projection_plot,
             compare_metric,
             clicked_row,
+            model_name,
+            model_weights,
         ]
 
         def then_refresh(event):
@@ -492,20 +537,26 @@ def build_demo(workspace: Workspace) -> gr.Blocks:
             data_load.click(
                 load_data,
                 [session, data_source, data_root],
-                None,
+                [header, data_status],
                 api_visibility="private",
                 concurrency_id=HEAVY_JOBS,
                 concurrency_limit=HEAVY_CONCURRENCY,
             )
         )
         then_refresh(
-            data_zip.upload(load_zip, [session, data_zip], None, api_visibility="private", concurrency_id=HEAVY_JOBS)
+            data_zip.upload(
+                load_zip,
+                [session, data_zip],
+                [header, data_status],
+                api_visibility="private",
+                concurrency_id=HEAVY_JOBS,
+            )
         )
         then_refresh(
             model_apply.click(
                 set_model,
                 [session, model_name, model_weights, model_checkpoint],
-                None,
+                [header, model_status],
                 api_visibility="private",
                 concurrency_id=HEAVY_JOBS,
             )
@@ -530,7 +581,7 @@ def build_demo(workspace: Workspace) -> gr.Blocks:
             concurrency_limit=1,
         )
         then_refresh(training)
-        train_cancel.click(cancel_training, session, train_status, api_visibility="private", queue=False)
+        train_cancel.click(cancel_training, session, None, api_visibility="private", concurrency_limit=None)
         compare_run.click(
             compare,
             [session, compare_metric, compare_count, compare_instances],
