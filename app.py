@@ -48,7 +48,7 @@ def build_app(args: argparse.Namespace):
     from explorer.workspace import Workspace
 
     workspace = Workspace.build(args.data, args.dataset_root, args.model, args.checkpoint, progress=_console_progress)
-    return build_demo(workspace), launch_options(workspace)
+    return build_demo(workspace), launch_options()
 
 
 def _precompute_umap(demo) -> None:

@@ -13,6 +13,7 @@ import pytest
 from tiny_workspace import build_tiny_workspace, serve_app
 
 from explorer import const as C
+from explorer.ui.plotly_click import plotly_js_url
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
@@ -307,6 +308,8 @@ def test_export_files_download_and_are_valid(page, served, tmp_path):
 
 
 def test_the_app_serves_no_arbitrary_files(page, served):
-    url, _ = served
-    for path in ("/etc/passwd", str(Path(__file__).resolve())):
+    url, workspace = served
+    dataset_image = workspace.paths[0]  # rendered server-side: never served as a file
+    for path in ("/etc/passwd", str(Path(__file__).resolve()), dataset_image):
         assert page.request.get(f"{url.rstrip('/')}/gradio_api/file={path}").status in (403, 404)
+    assert page.request.get(f"{url.rstrip('/')}/{plotly_js_url()}").status == 200

@@ -54,7 +54,7 @@ def serve_app(workspace: Workspace) -> Iterator[str]:
         server_port=_free_port(),
         prevent_thread_lock=True,
         quiet=True,
-        **launch_options(workspace),
+        **launch_options(),
     )
     try:
         yield demo.local_url

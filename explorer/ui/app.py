@@ -84,12 +84,13 @@ def _reporter(progress: gr.Progress) -> Callable[[float, str], None]:
     return lambda fraction, message: progress(fraction, desc=message)
 
 
-def launch_options(workspace: Workspace) -> dict[str, Any]:
-    """`launch()` settings the app needs wherever it runs: upload cap and the only folders it may serve."""
-    return {
-        "max_file_size": MAX_UPLOAD_SIZE,
-        "allowed_paths": [str(workspace.dataset.root), str(workspace.cache_dir)],
-    }
+def launch_options() -> dict[str, Any]:
+    """`launch()` settings the app needs wherever it runs: the upload cap.
+
+    No `allowed_paths`: pictures are rendered on the server and every file a handler returns is copied into
+    Gradio's own cache, so the app serves nothing from the dataset folder or the workspace cache directly.
+    """
+    return {"max_file_size": MAX_UPLOAD_SIZE}
 
 
 def build_demo(workspace: Workspace) -> gr.Blocks:
