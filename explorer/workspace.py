@@ -30,6 +30,7 @@ from explorer import const as C
 from explorer.data.images import read_image
 from explorer.data.loading import LoadedDataset, load_dataset
 from explorer.data.schema import bbox_of_row
+from explorer.errors import InputError
 from explorer.inference import EmbeddingsCache
 from explorer.metrics.evaluation import EvaluationResult, evaluate_embeddings
 from explorer.metrics.functional import flatten_metrics
@@ -74,7 +75,7 @@ MAX_BATCH_INSTANCES = 1024
 IMAGE_SIZE_RANGE = (32, 1024)  # training / inference resolution the Train tab accepts (0 or empty: the model's own)
 
 
-class WorkspaceInputError(ValueError):
+class WorkspaceInputError(InputError):
     """Input the user can fix: the message says what was wrong, where, and what is accepted."""
 
 

@@ -17,6 +17,7 @@ import gradio as gr
 import pandas as pd
 from PIL import Image
 
+from explorer.errors import InputError
 from explorer.ui.plotly_click import on_point_click, plotly_click
 from explorer.viz.projection import PROJECTION_METHODS
 from explorer.workspace import (
@@ -51,7 +52,7 @@ def _as_ui_error(error: Exception, where: str) -> gr.Error:
     """Backend input errors keep their message; anything unexpected is logged and shown in one line."""
     if isinstance(error, gr.Error):
         return error
-    if isinstance(error, ValueError):
+    if isinstance(error, InputError):
         return gr.Error(str(error))
     log.error("unexpected error in %s", where, exc_info=error)
     return gr.Error(f"Unexpected error ({type(error).__name__}): {error}")
