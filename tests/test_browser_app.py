@@ -15,11 +15,7 @@ from tiny_workspace import build_tiny_workspace, serve_app
 from explorer import const as C
 from explorer.ui.plotly_click import plotly_js_url
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's Chromium (/usr/bin/chromium) is not installed"),
-]
+pytestmark = pytest.mark.browser
 TIMEOUT_MS = 60_000
 
 
@@ -28,17 +24,6 @@ def served(tmp_path_factory):
     workspace = build_tiny_workspace(tmp_path_factory.mktemp("browser"))
     with serve_app(workspace) as url:
         yield url, workspace
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-        )
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -1,22 +1,17 @@
 """Clicking a point of a `plotly_click` figure in a real browser (Debian's Chromium) reaches the Python handler."""
 
-import socket
 import time
-from pathlib import Path
 
 import gradio as gr
 import numpy as np
 import pytest
+from tiny_workspace import free_port
 
 from explorer.const import LABELS_COLUMN
 from explorer.ui.plotly_click import on_point_click, plotly_click
 from explorer.viz.projection import WEBGL_MIN_POINTS, projection_figure
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's Chromium (/usr/bin/chromium) is not installed"),
-]
+pytestmark = pytest.mark.browser
 SMALL_IDS_START, LARGE_IDS_START = 100, 5000
 CLICKED_POINT = 3
 
@@ -34,12 +29,6 @@ SMALL_FIGURE, SMALL_COORDS = _grid_figure(20, SMALL_IDS_START)
 LARGE_FIGURE, LARGE_COORDS = _grid_figure(WEBGL_MIN_POINTS + 500, LARGE_IDS_START)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app():
     """A page with the component, a box showing the clicked id, and a button that swaps in a WebGL figure."""
@@ -55,20 +44,9 @@ def app():
         large = gr.Button("large", elem_id="large")
         on_point_click(plot, show_item, outputs=clicked)
         large.click(lambda: LARGE_FIGURE, outputs=plot)
-    demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True)
+    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     yield demo, received
     demo.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-        )
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

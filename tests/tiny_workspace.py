@@ -39,7 +39,8 @@ def build_tiny_workspace(root: Path) -> Workspace:
     )
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A port nobody listens on right now, for a test server on localhost."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -51,7 +52,7 @@ def serve_app(workspace: Workspace) -> Iterator[str]:
     demo = build_demo(workspace)
     demo.launch(
         server_name="127.0.0.1",
-        server_port=_free_port(),
+        server_port=free_port(),
         prevent_thread_lock=True,
         quiet=True,
         **launch_options(),
