@@ -15,16 +15,10 @@ from tiny_workspace import TINY_IMAGE_SIZE, TINY_MODEL, build_tiny_workspace
 
 from explorer import const as C
 from explorer.training.train import TrainingSettings
-from explorer.workspace import (
-    MAX_QUERIES_PER_GRID,
-    WorkspaceInputError,
-    WorkspaceSession,
-    check_count,
-    parse_query_ids,
-    training_curves,
-    training_settings,
-    unpack_upload,
-)
+from explorer.workspace import WorkspaceInputError, WorkspaceSession
+from explorer.workspace.inputs import MAX_QUERIES_PER_GRID, check_count, parse_query_ids, training_settings
+from explorer.workspace.tables import training_curves
+from explorer.workspace.uploads import unpack_upload
 
 
 @pytest.fixture(scope="module")

@@ -20,19 +20,18 @@ from PIL import Image
 from explorer.errors import InputError
 from explorer.ui.plotly_click import on_point_click, plotly_click
 from explorer.viz.projection import PROJECTION_METHODS
-from explorer.workspace import (
+from explorer.workspace import Workspace, WorkspaceSession
+from explorer.workspace.extractors import available_models
+from explorer.workspace.inputs import (
     COLOR_BY_CHOICES,
     IMAGE_SIZE_RANGE,
     MAX_INSTANCES,
     MAX_QUERIES_PER_GRID,
     TRAIN_CHOICES,
     WEIGHT_CHOICES,
-    Workspace,
-    WorkspaceSession,
-    available_models,
-    training_curves,
     training_settings,
 )
+from explorer.workspace.tables import training_curves
 
 log = logging.getLogger(__name__)
 

@@ -2,22 +2,15 @@
 
 Data flows dataset -> extractor -> embeddings -> evaluation (retrieval results + metrics) -> pictures and
 projections. `Workspace` holds the first two and computes the rest lazily, once, behind per-item locks, so the
-UI only asks for tables, images and figures. The app builds one read-only default workspace at start-up and
-gives each browser session a `WorkspaceSession`, which reads the shared default until the user changes
-something and then works on its own cheap copy (copy-on-write), so sessions never see each other's uploads,
-models or training runs. Nothing here imports gradio.
+UI only asks for tables, images and figures.
 """
 
 from __future__ import annotations
 
-import contextvars
 import copy
-import json
 import threading
 import uuid
-import zipfile
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,220 +22,38 @@ from PIL import Image
 from explorer import const as C
 from explorer.data.images import read_image
 from explorer.data.loading import LoadedDataset, load_dataset
-from explorer.data.schema import bbox_of_row
-from explorer.errors import InputError
+from explorer.data.schema import bbox_of_row, resolve_path
 from explorer.inference import EmbeddingsCache
 from explorer.metrics.evaluation import EvaluationResult, evaluate_embeddings
 from explorer.metrics.functional import flatten_metrics
-from explorer.models import OFFLINE_PRESET, PRESETS, PretrainedWeightsUnavailable, ViTExtractor, save_checkpoint
-from explorer.training.train import (
-    MINER_NAMES,
-    OPTIMIZERS,
-    EpochRecord,
-    TrainingResult,
-    TrainingSettings,
-    train_extractor,
+from explorer.training.train import EpochRecord, TrainingResult, TrainingSettings, train_extractor
+from explorer.viz.projection import PROJECTION_METHODS, compute_projection, projection_figure
+from explorer.viz.retrieval_layout import Tile
+from explorer.workspace.compare import CompareResult, compare_with_base
+from explorer.workspace.export import export_checkpoint, export_workspace
+from explorer.workspace.extractors import DEFAULT_MODEL, Extractor, ModelChoice, embed_image, load_extractor
+from explorer.workspace.inputs import (
+    COLOR_BY_CHOICES,
+    DEFAULT_WORST_METRIC,
+    MAX_INSTANCES,
+    MAX_QUERIES_PER_GRID,
+    METRIC_TOP_K,
+    WEIGHT_CHOICES,
+    WorkspaceInputError,
+    check_choice,
+    check_count,
+    check_metric,
+    parse_query_ids,
+    parse_top_k,
 )
-from explorer.viz.projection import (
-    PROJECTION_METHODS,
-    compute_projection,
-    projection_figure,
-    projection_frame,
-    save_projection,
-)
-from explorer.viz.retrieval_layout import RetrievalLayout, Tile, build_retrieval_layout
-from explorer.viz.retrieval_render import render_pillow
-
-Progress = Callable[[float, str], None]
+from explorer.workspace.pictures import render_rows, render_search
+from explorer.workspace.progress import Progress, report, scaled
+from explorer.workspace.tables import metrics_frame
+from explorer.workspace.uploads import dataset_source_in, unpack_upload
 
 APP_CACHE_ROOT = C.CACHE_ROOT / "app"
 DEFAULT_DATA = "shapes"
-DEFAULT_MODEL = OFFLINE_PRESET
-DEFAULT_WORST_METRIC = f"{C.OVERALL_CATEGORIES_KEY}/map/5"
-WEIGHT_CHOICES = ("pretrained", "random", "checkpoint")
-COLOR_BY_CHOICES = ("label", "split", "query/gallery", "hit@1", "map@5")
-METRIC_TOP_K = (1, 5, 10)
-ALWAYS_TOP_K = (1, 5)  # hit@1 and map@5 colour the projection and rank worst queries by default
-TRAIN_CHOICES = {"optimizer": tuple(OPTIMIZERS), "miner": MINER_NAMES}
-MAX_QUERIES_PER_GRID = 30
 EMBED_BATCH_SIZE = 32
-MAX_INSTANCES = 30
-MAX_UPLOAD_UNPACKED_BYTES = 4 * 1024**3  # a zip that unpacks beyond this is refused (zip-bomb guard)
-MAX_UPLOAD_MEMBERS = 200_000
-MAX_EPOCHS = 200
-MAX_BATCH_LABELS = 1024
-MAX_BATCH_INSTANCES = 1024
-IMAGE_SIZE_RANGE = (32, 1024)  # training / inference resolution the Train tab accepts (0 or empty: the model's own)
-
-
-class WorkspaceInputError(InputError):
-    """Input the user can fix: the message says what was wrong, where, and what is accepted."""
-
-
-def _report(progress: Progress | None, fraction: float, message: str) -> None:
-    if progress is not None:
-        progress(fraction, message)
-
-
-def _scaled(progress: Progress | None, start: float, stop: float) -> Progress | None:
-    """A progress callable for one stage that maps its 0..1 onto [start, stop] of the whole job."""
-    if progress is None:
-        return None
-    return lambda fraction, message: progress(start + (stop - start) * float(fraction), message)
-
-
-# ----------------------------------------------------------------------------------------------- user input
-
-
-def parse_query_ids(text: str | Sequence[int], n_queries: int) -> list[int]:
-    """Parse "0, 3, 7" (commas or spaces) into query positions, checking each against 0..n_queries-1."""
-    tokens = text.replace(",", " ").split() if isinstance(text, str) else [str(t) for t in text]
-    if not tokens:
-        raise WorkspaceInputError(
-            f"No query ids given: enter ids such as '0, 3, 7' (valid ids are 0..{n_queries - 1})."
-        )
-    ids = []
-    for token in tokens:
-        try:
-            ids.append(int(token))
-        except ValueError:
-            raise WorkspaceInputError(
-                f"Query id {token!r} is not an integer: enter ids such as '0, 3, 7' (valid ids are 0..{n_queries - 1})."
-            ) from None
-    out_of_range = [i for i in ids if not 0 <= i < n_queries]
-    if out_of_range:
-        raise WorkspaceInputError(
-            f"Query id {out_of_range[0]} is out of range: this dataset has {n_queries} queries, "
-            f"valid ids are 0..{n_queries - 1}."
-        )
-    if len(ids) > MAX_QUERIES_PER_GRID:
-        raise WorkspaceInputError(f"{len(ids)} query ids given: show at most {MAX_QUERIES_PER_GRID} at once.")
-    return list(dict.fromkeys(ids))
-
-
-def check_count(name: str, value: float | int | None, low: int, high: int) -> int:
-    """An integer setting such as n_instances within [low, high], or a message that gives the range."""
-    if value is None or isinstance(value, bool) or float(value) != int(value):
-        raise WorkspaceInputError(f"{name} must be a whole number between {low} and {high}, got {value!r}.")
-    if not low <= int(value) <= high:
-        raise WorkspaceInputError(f"{name} must be between {low} and {high}, got {int(value)}.")
-    return int(value)
-
-
-def training_settings(
-    epochs: float | None,
-    lr: float | None,
-    optimizer: str,
-    margin: float | None,
-    miner: str,
-    n_labels: float | None,
-    n_instances: float | None,
-    image_size: float | None,
-) -> TrainingSettings:
-    """The Train tab's fields as `TrainingSettings`; an empty or out-of-range field gets a message naming it.
-
-    An empty margin means the soft-margin triplet loss; an empty or 0 image size keeps the model's own size.
-    """
-    if lr is None or not float(lr) > 0:
-        raise WorkspaceInputError(f"learning rate must be a positive number such as 0.0001, got {lr!r}.")
-    if margin is not None and float(margin) < 0:
-        raise WorkspaceInputError(f"margin must be 0 or more (empty: soft margin), got {margin!r}.")
-    size = None if not image_size else check_count("image size", image_size, *IMAGE_SIZE_RANGE)
-    return TrainingSettings(
-        epochs=check_count("epochs", epochs, 1, MAX_EPOCHS),
-        lr=float(lr),
-        optimizer=_check_choice("optimizer", optimizer, TRAIN_CHOICES["optimizer"]),
-        margin=None if margin is None else float(margin),
-        miner=_check_choice("miner", miner, TRAIN_CHOICES["miner"]),
-        n_labels=check_count("n_labels", n_labels, 2, MAX_BATCH_LABELS),
-        n_instances=check_count("n_instances", n_instances, 2, MAX_BATCH_INSTANCES),
-        image_size=size,
-    )
-
-
-def unpack_upload(zip_path: str | Path, destination: Path) -> Path:
-    """Unpack an uploaded dataset zip safely (no paths outside `destination`, bounded size) and return its root.
-
-    The root is the single top-level folder when the zip wraps everything in one, else `destination`.
-    """
-    zip_path = Path(zip_path)
-    if not zipfile.is_zipfile(zip_path):
-        raise WorkspaceInputError(
-            f"{zip_path.name} is not a zip file: upload a .zip of an image folder or a CSV + images."
-        )
-    destination.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(zip_path) as archive:
-        members = [m for m in archive.infolist() if not m.is_dir()]
-        if len(members) > MAX_UPLOAD_MEMBERS:
-            raise WorkspaceInputError(
-                f"The zip holds {len(members):,} files; at most {MAX_UPLOAD_MEMBERS:,} are accepted."
-            )
-        unpacked = sum(m.file_size for m in members)
-        if unpacked > MAX_UPLOAD_UNPACKED_BYTES:
-            raise WorkspaceInputError(
-                f"The zip unpacks to {unpacked / 1024**3:.1f} GiB; at most {MAX_UPLOAD_UNPACKED_BYTES / 1024**3:.0f} GiB "
-                "are accepted. Load large datasets as a path on the server instead."
-            )
-        root = destination.resolve()
-        for member in members:
-            target = (root / member.filename).resolve()
-            if not target.is_relative_to(root):
-                raise WorkspaceInputError(
-                    f"The zip member {member.filename!r} points outside the archive; refusing it."
-                )
-        archive.extractall(root)
-    entries = [p for p in root.iterdir() if not p.name.startswith((".", "__MACOSX"))]
-    return entries[0] if len(entries) == 1 and entries[0].is_dir() else root
-
-
-def _dataset_source_in(folder: Path) -> Path:
-    """A CSV at the top of an unpacked upload is the dataset; otherwise the folder is an image folder."""
-    csvs = sorted(folder.glob("*.csv"))
-    if len(csvs) > 1:
-        names = ", ".join(p.name for p in csvs)
-        raise WorkspaceInputError(f"The upload has several CSV files at its top level ({names}); keep exactly one.")
-    return csvs[0] if csvs else folder
-
-
-# -------------------------------------------------------------------------------------------------- state
-
-
-@dataclass(frozen=True)
-class ModelChoice:
-    """What the user picked on the Model tab: a preset or timm name plus where the weights come from."""
-
-    name: str = DEFAULT_MODEL
-    weights: str = "pretrained"  # one of WEIGHT_CHOICES
-    checkpoint: str | None = None
-    image_size: int | None = None  # None: the model's own input size
-
-    def describe(self) -> str:
-        source = (
-            f"checkpoint {Path(str(self.checkpoint)).name}"
-            if self.weights == "checkpoint"
-            else f"{self.weights} weights"
-        )
-        size = f", {self.image_size} px" if self.image_size else ""
-        return f"{self.name} ({source}{size})"
-
-
-@dataclass
-class Extractor:
-    """A loaded extractor: the module in eval mode plus the transform its inputs need."""
-
-    model: torch.nn.Module
-    transform: Callable[[Image.Image], torch.Tensor]
-    choice: ModelChoice
-    description: str
-
-
-@dataclass
-class CompareResult:
-    deltas: pd.DataFrame
-    improved: pd.DataFrame
-    regressed: pd.DataFrame
-    improved_grid: Image.Image | None
-    regressed_grid: Image.Image | None
 
 
 class Workspace:
@@ -279,12 +90,12 @@ class Workspace:
         cache_dir: Path = APP_CACHE_ROOT,
     ) -> Workspace:
         """Load data and model and compute embeddings and metrics now, so the first page view is complete."""
-        _report(progress, 0.0, f"loading data {data!r}")
+        report(progress, 0.0, f"loading data {data!r}")
         dataset = _load_dataset(data, dataset_root)
         choice = ModelChoice(model, "checkpoint" if checkpoint else weights, checkpoint, image_size)
-        _report(progress, 0.1, f"loading model {choice.describe()}")
+        report(progress, 0.1, f"loading model {choice.describe()}")
         workspace = cls(dataset, load_extractor(choice), cache_dir)
-        workspace.warm_up(_scaled(progress, 0.15, 1.0))
+        workspace.warm_up(scaled(progress, 0.15, 1.0))
         return workspace
 
     def copy(self) -> Workspace:
@@ -305,12 +116,12 @@ class Workspace:
 
     def warm_up(self, progress: Progress | None = None) -> None:
         """Compute embeddings, evaluation and the PCA projection (UMAP stays lazy: it compiles for ~20 s)."""
-        self.embeddings(_scaled(progress, 0.0, 0.85))
-        _report(progress, 0.85, "computing metrics")
+        self.embeddings(scaled(progress, 0.0, 0.85))
+        report(progress, 0.85, "computing metrics")
         self.evaluation()
-        _report(progress, 0.95, "projecting embeddings (PCA)")
+        report(progress, 0.95, "projecting embeddings (PCA)")
         self.projection_coords("pca")
-        _report(progress, 1.0, "ready")
+        report(progress, 1.0, "ready")
 
     def _cached(self, key: tuple, compute: Callable[[], Any]) -> Any:
         """Compute `key` once; concurrent callers of the same key wait for the first instead of repeating it."""
@@ -336,7 +147,7 @@ class Workspace:
         """Switch to a dataset uploaded as a zip: an image folder, or one CSV + the images it names."""
         self._check_writable()
         root = unpack_upload(zip_path, self.cache_dir / "uploads" / uuid.uuid4().hex)
-        source = _dataset_source_in(root)
+        source = dataset_source_in(root)
         self.load_data(str(source), str(root) if source.is_file() else None)
 
     @property
@@ -371,9 +182,7 @@ class Workspace:
     def paths(self) -> list[str]:
         """Absolute image paths of every row of `df` (computed once per dataset: views index it per item)."""
         root = Path(self.dataset.root)
-        return self._cached(
-            ("paths",), lambda: [str(p if Path(p).is_absolute() else root / p) for p in self.df[C.PATHS_COLUMN]]
-        )
+        return self._cached(("paths",), lambda: [str(resolve_path(p, root)) for p in self.df[C.PATHS_COLUMN]])
 
     @property
     def bboxes(self) -> list[tuple[int, int, int, int] | None]:
@@ -440,10 +249,7 @@ class Workspace:
 
     def save_checkpoint(self) -> Path:
         """Write the current extractor to a checkpoint file the user can download (and load again)."""
-        out = self.cache_dir / "exports" / uuid.uuid4().hex / f"{_safe_name(self.extractor.choice.name)}.safetensors"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(self.extractor.model, out)
-        return out
+        return export_checkpoint(self)
 
     # -- derived data ------------------------------------------------------------------------------------
 
@@ -487,9 +293,7 @@ class Workspace:
     def per_query_values(self, metric_name: str, evaluation: EvaluationResult | None = None) -> np.ndarray:
         """`[n_queries]` values of a per-query metric; NaN for queries outside its category or undefined."""
         evaluation = evaluation or self.evaluation()
-        names = self.metric_names()
-        if metric_name not in names:
-            raise WorkspaceInputError(f"Unknown metric {metric_name!r}: choose one of {', '.join(names)}.")
+        check_metric(metric_name, self.metric_names())
         values = flatten_metrics(evaluation.metrics_unreduced)[metric_name].double().numpy()
         category = metric_name.split(C.METRIC_NAME_SEPARATOR)[0]
         if category == C.OVERALL_CATEGORIES_KEY:
@@ -501,20 +305,13 @@ class Workspace:
     def set_metric_top_k(self, text: str) -> None:
         """Choose the k of cmc / precision / map, e.g. "1, 5, 10" (1 and 5 are always kept)."""
         self._check_writable()
-        values = []
-        for token in text.replace(",", " ").split():
-            if not token.isdigit() or int(token) < 1:
-                raise WorkspaceInputError(f"k must be a positive whole number such as '1, 5, 10', got {token!r}.")
-            values.append(int(token))
-        if not values:
-            raise WorkspaceInputError("Give at least one k, such as '1, 5, 10'.")
-        self.metric_top_k = tuple(sorted(set(values) | set(ALWAYS_TOP_K)))
+        self.metric_top_k = parse_top_k(text)
 
     # -- tables and pictures -----------------------------------------------------------------------------
 
     def metrics_table(self) -> pd.DataFrame:
         """One row per (category, metric, k) with its value; OVERALL first."""
-        return _metrics_frame(self.evaluation().metrics_flat)
+        return metrics_frame(self.evaluation().metrics_flat)
 
     def queries_without_relevant_gallery(self) -> int:
         return int(self.evaluation().n_queries_without_gt)
@@ -535,21 +332,20 @@ class Workspace:
         """Retrieval rows of the chosen queries: query blue, hits green, misses red, GT grey, distances."""
         ids = parse_query_ids(query_ids, self.n_queries)
         n_instances = check_count("n_instances", n_instances, 1, self.max_instances())
-        return _render_rows(self, ids, n_instances)
+        return render_rows(self, ids, n_instances)
 
     def worst_queries(self, metric_name: str, n_queries: int, n_instances: int) -> tuple[Image.Image, pd.DataFrame]:
         """The grid of the `n_queries` lowest-scoring queries by `metric_name`, and their ids and values."""
-        names = self.metric_names()
-        if metric_name not in names:
-            raise WorkspaceInputError(f"Unknown metric {metric_name!r}: choose one of {', '.join(names)}.")
+        check_metric(metric_name, self.metric_names())
         n_queries = check_count("n_queries", n_queries, 1, min(MAX_QUERIES_PER_GRID, self.n_queries))
         n_instances = check_count("n_instances", n_instances, 1, self.max_instances())
         ids = self.evaluation().worst_queries(metric_name, n_queries)
         values = self.per_query_values(metric_name)[ids]
-        table = self._query_table(ids).assign(**{metric_name: np.round(values, 4)})
-        return _render_rows(self, ids, n_instances), table
+        table = self.query_table(ids).assign(**{metric_name: np.round(values, 4)})
+        return render_rows(self, ids, n_instances), table
 
-    def _query_table(self, query_ids: Sequence[int]) -> pd.DataFrame:
+    def query_table(self, query_ids: Sequence[int]) -> pd.DataFrame:
+        """Per query id: its df row, label and file name."""
         rows = self.query_positions[list(query_ids)]
         return pd.DataFrame(
             {
@@ -589,7 +385,7 @@ class Workspace:
 
     def projection_coords(self, method: str, progress: Progress | None = None) -> np.ndarray:
         """2-D coordinates of every row's embedding (cached per method)."""
-        method = _check_choice("method", method, PROJECTION_METHODS)
+        method = check_choice("method", method, PROJECTION_METHODS)
         return self._cached(
             ("projection", method),
             lambda: compute_projection(
@@ -599,7 +395,7 @@ class Workspace:
 
     def projection(self, method: str, color_by: str, progress: Progress | None = None):
         """Plotly figure of the projection, coloured by `color_by`; points carry their item id."""
-        color_by = _check_choice("color_by", color_by, COLOR_BY_CHOICES)
+        color_by = check_choice("color_by", color_by, COLOR_BY_CHOICES)
         coords = self.projection_coords(method, progress)
         points = self._point_table()
         colors = points[color_by]
@@ -642,7 +438,7 @@ class Workspace:
         upload = self.cache_dir / "uploads" / f"{uuid.uuid4().hex}.png"
         upload.parent.mkdir(parents=True, exist_ok=True)
         image.convert("RGB").save(upload)
-        embedding = _embed_image(self.extractor, read_image(upload))
+        embedding = embed_image(self.extractor, read_image(upload))
         return self._nearest_gallery(
             embedding, Tile(str(upload), None, C.QUERY_COLOR, ("Query", "upload")), n_instances
         )
@@ -681,7 +477,7 @@ class Workspace:
             Tile(self.paths[r], bboxes[r], color(r), (f"id {r} · {d:.3f}", f"label {labels[r]}"))
             for r, d in zip(rows.tolist(), nearest.tolist(), strict=True)
         ]
-        return _render_search(query, tiles), table
+        return render_search(query, tiles), table
 
     # -- training and comparison -------------------------------------------------------------------------
 
@@ -726,137 +522,13 @@ class Workspace:
         progress: Progress | None = None,
     ) -> CompareResult:
         """Base vs trained extractor on the same queries: metric deltas and the most improved/regressed queries."""
-        if self.base is None:
-            raise WorkspaceInputError(
-                "Nothing to compare yet: train the extractor on the Train tab first; Compare then shows the model "
-                "before training (base) against the trained one."
-            )
-        names = self.metric_names()
-        if metric_name not in names:
-            raise WorkspaceInputError(f"Unknown metric {metric_name!r}: choose one of {', '.join(names)}.")
-        n_queries = check_count("n_queries", n_queries, 1, min(MAX_QUERIES_PER_GRID, self.n_queries))
-        n_instances = check_count("n_instances", n_instances, 1, self.max_instances())
-        base = self.base
-        base_evaluation = base.evaluation(progress, top_k=self.metric_top_k)
-        base_flat, trained_flat = base_evaluation.metrics_flat, self.evaluation().metrics_flat
-        deltas = pd.DataFrame(
-            [
-                (k, base_flat[k], trained_flat[k], trained_flat[k] - base_flat[k])
-                for k in trained_flat
-                if k in base_flat
-            ],
-            columns=["metric", "base", "trained", "delta"],
-        ).round(4)
-        before = self.per_query_values(metric_name, base_evaluation)
-        after = self.per_query_values(metric_name)
-        change = np.nan_to_num(after - before, nan=0.0)
-        order = np.lexsort((np.arange(len(change)), -change))
-        improved = [int(i) for i in order[:n_queries] if change[i] > 0]
-        regressed = [int(i) for i in order[::-1][:n_queries] if change[i] < 0]
-
-        def table(ids: list[int]) -> pd.DataFrame:
-            values = {"base": before[ids], "trained": after[ids], "delta": change[ids]}
-            return self._query_table(ids).assign(**{k: np.round(v, 4) for k, v in values.items()})
-
-        def side_by_side(ids: list[int]) -> Image.Image | None:
-            if not ids:
-                return None
-            return _side_by_side(_render_rows(base, ids, n_instances), _render_rows(self, ids, n_instances))
-
-        return CompareResult(deltas, table(improved), table(regressed), side_by_side(improved), side_by_side(regressed))
+        return compare_with_base(self, metric_name, n_queries, n_instances, progress)
 
     # -- export ------------------------------------------------------------------------------------------
 
     def export(self, methods: Sequence[str] = ("pca",), progress: Progress | None = None) -> list[Path]:
         """Write embeddings (.npy + parquet with paths and labels), metrics (CSV + JSON) and projection coords."""
-        out = self.cache_dir / "exports" / uuid.uuid4().hex
-        out.mkdir(parents=True)
-        embeddings = self.embeddings()
-        np.save(out / "embeddings.npy", embeddings)
-        table = self.df.reset_index(names="id").assign(**{C.PATHS_COLUMN: self.paths})
-        table[C.EMBEDDINGS_KEY] = list(embeddings)
-        table.to_parquet(out / "embeddings.parquet", index=False)
-        self.metrics_table().to_csv(out / "metrics.csv", index=False)
-        evaluation = self.evaluation()
-        (out / "metrics.json").write_text(
-            json.dumps({"metrics": _jsonable(evaluation.metrics_flat), "model": self.extractor.description}, indent=2)
-        )
-        files = [out / "embeddings.npy", out / "embeddings.parquet", out / "metrics.csv", out / "metrics.json"]
-        for method in methods:
-            frame = projection_frame(
-                self.projection_coords(method, progress), self.df.assign(**{C.PATHS_COLUMN: self.paths}), method
-            )
-            files.append(save_projection(frame, out / f"projection_{method}.csv"))
-        return files
-
-
-class WorkspaceSession:
-    """One browser session's view: the shared default until its first change, then a private copy.
-
-    Deep-copying (what a UI framework does to give each session its own initial state) yields a fresh session on
-    the same shared workspace, never a copy of the workspace itself.
-    """
-
-    def __init__(self, shared: Workspace):
-        shared.read_only = True
-        self._shared = shared
-        self._own: Workspace | None = None
-        self._stop_training = threading.Event()
-
-    def __deepcopy__(self, memo: dict) -> WorkspaceSession:
-        return WorkspaceSession(self._shared)
-
-    @property
-    def workspace(self) -> Workspace:
-        return self._own if self._own is not None else self._shared
-
-    def edit(self) -> Workspace:
-        """The session's own workspace, copied from the shared one on first use."""
-        if self._own is None:
-            self._own = self._shared.copy()
-        return self._own
-
-    def train(self, settings: TrainingSettings, progress: Progress | None = None) -> Iterator[tuple[pd.DataFrame, str]]:
-        """Train in this session, yielding (history so far, status) after every epoch and once at the end.
-
-        Training runs in a worker thread (with the caller's context, so progress trackers follow it) while this
-        generator reports; `stop_training()` from another thread ends it before the next batch.
-        """
-        self._stop_training.clear()
-        workspace = self.edit()
-        epochs: list[EpochRecord] = []
-        outcome: list[TrainingResult | BaseException] = []
-
-        def run() -> None:
-            try:
-                outcome.append(workspace.train(settings, progress, self._stop_training.is_set, epochs.append))
-            except BaseException as error:  # re-raised in the caller's thread below
-                outcome.append(error)
-
-        worker = threading.Thread(target=contextvars.copy_context().run, args=(run,), name="training", daemon=True)
-        worker.start()
-        shown = 0
-        while worker.is_alive():
-            worker.join(timeout=0.5)
-            if len(epochs) > shown:
-                shown = len(epochs)
-                yield _history_frame(epochs), f"Training: epoch {shown}/{settings.epochs} done."
-        if isinstance(outcome[0], BaseException):
-            raise outcome[0]
-        result = outcome[0]
-        if not result.history:
-            status = f"{result.stopped_reason or 'Stopped'} No epoch finished: the extractor is unchanged."
-        else:
-            status = (result.stopped_reason or f"Finished {len(result.history)} epoch(s).") + (
-                " The views now use the trained extractor; Compare shows it against the one before training."
-            )
-        yield _history_frame(result.history), status
-
-    def stop_training(self) -> None:
-        self._stop_training.set()
-
-
-# ------------------------------------------------------------------------------------ integration points
+        return export_workspace(self, methods, progress)
 
 
 def _load_dataset(source: str, dataset_root: str | None) -> LoadedDataset:
@@ -866,107 +538,3 @@ def _load_dataset(source: str, dataset_root: str | None) -> LoadedDataset:
             "No dataset given: pick a built-in name, a CSV or image-folder path, or upload a zip."
         )
     return load_dataset(source, dataset_root=dataset_root or None)
-
-
-def _check_choice(name: str, value: str, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise WorkspaceInputError(f"{name} must be one of {', '.join(choices)}, got {value!r}.")
-    return value
-
-
-def _safe_name(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name) or "model"
-
-
-def _jsonable(values: dict) -> dict:
-    return {str(k): (None if isinstance(v, float) and np.isnan(v) else float(v)) for k, v in values.items()}
-
-
-def _metrics_frame(flat: dict[str, float]) -> pd.DataFrame:
-    rows = []
-    for key, value in flat.items():
-        category, metric, k = key.split(C.METRIC_NAME_SEPARATOR)
-        rows.append((category, metric, k, round(float(value), 4)))
-    frame = pd.DataFrame(rows, columns=["category", "metric", "k", "value"])
-    frame["overall_first"] = frame["category"] != C.OVERALL_CATEGORIES_KEY
-    return (
-        frame.sort_values(["overall_first", "category"], kind="stable")
-        .drop(columns="overall_first")
-        .reset_index(drop=True)
-    )
-
-
-def _history_frame(records: Sequence[EpochRecord]) -> pd.DataFrame:
-    return pd.DataFrame([asdict(record) for record in records], columns=list(EpochRecord.__annotations__))
-
-
-def training_curves(history: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Long-form (epoch, series, value) frames of the four training charts: loss, active triplets,
-    positive/negative distance, validation cmc@1/map@5."""
-    names = {"val_cmc_1": "cmc@1", "val_map_5": "map@5"}
-
-    def long(columns: list[str]) -> pd.DataFrame:
-        frame = history.melt(id_vars="epoch", value_vars=columns, var_name="series", value_name="value").dropna()
-        return frame.assign(series=frame["series"].replace(names), value=frame["value"].astype(float))
-
-    return long(["loss"]), long(["active_tri"]), long(["pos_dist", "neg_dist"]), long(["val_cmc_1", "val_map_5"])
-
-
-def _side_by_side(left: Image.Image, right: Image.Image, gap: int = 16) -> Image.Image:
-    """Base grid left, trained grid right, for Compare."""
-    canvas = Image.new("RGB", (left.width + gap + right.width, max(left.height, right.height)), "white")
-    canvas.paste(left, (0, 0))
-    canvas.paste(right, (left.width + gap, 0))
-    return canvas
-
-
-def available_models() -> list[str]:
-    """Presets first (the offline one on top); any timm name can be typed in as well."""
-    return [OFFLINE_PRESET, *(name for name in PRESETS if name != OFFLINE_PRESET)]
-
-
-def load_extractor(choice: ModelChoice) -> Extractor:
-    """Build the extractor a `ModelChoice` names, in eval mode, with its evaluation transform."""
-    name = choice.name.strip()
-    if not name:
-        raise WorkspaceInputError("No model given: pick a preset or type a timm name such as 'resnet18'.")
-    try:
-        if choice.weights == "checkpoint":
-            model = ViTExtractor(choice.checkpoint)
-        elif choice.weights == "random":
-            model = ViTExtractor(None, arch=PRESETS[name].timm_arch if name in PRESETS else name)
-        elif name in PRESETS or "." in name:
-            model = ViTExtractor(name)
-        else:
-            raise WorkspaceInputError(
-                f"{name!r} is not a preset, so 'pretrained' needs timm's 'arch.tag' form (e.g. 'resnet18.a1_in1k', "
-                f"which downloads) or weights 'random'. Offline, use the preset {OFFLINE_PRESET!r}."
-            )
-    except PretrainedWeightsUnavailable as error:  # offline hub download: say so in the UI, not as a crash
-        raise WorkspaceInputError(str(error)) from error
-    if choice.weights == "checkpoint":  # the checkpoint, not the name field, says what the model is
-        choice = replace(choice, name=model.preset or model.arch)
-    if choice.image_size:
-        model.set_input_size(choice.image_size)
-    return Extractor(model.eval(), model.get_transforms(train=False), choice, choice.describe())
-
-
-def _embed_image(extractor: Extractor, image: Image.Image) -> np.ndarray:
-    """Embedding `[D]` of one in-memory image (an upload), pre-processed like the dataset's images."""
-    with torch.inference_mode():
-        return extractor.model(extractor.transform(image)[None]).float()[0].numpy()
-
-
-def _render_rows(workspace: Workspace, query_ids: list[int], n_instances: int) -> Image.Image:
-    """The evaluation's retrieval rows of `query_ids` (positions among the queries) as one Pillow image."""
-    retrieval = workspace.evaluation().retrieval_for_queries(query_ids, n_instances)
-    rows = workspace.validation_positions
-    paths, bboxes = workspace.paths, workspace.bboxes
-    layout = build_retrieval_layout(
-        retrieval, [paths[r] for r in rows], [bboxes[r] for r in rows], n_instances, query_positions=query_ids
-    )
-    return render_pillow(layout)
-
-
-def _render_search(query: Tile, results: list[Tile]) -> Image.Image:
-    return render_pillow(RetrievalLayout(((query, *results),)))

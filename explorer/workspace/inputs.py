@@ -1,0 +1,121 @@
+"""What the user may type or pick in the app, and the checks that turn it into values or a fixable message.
+
+Every check raises `WorkspaceInputError`, whose message says what was wrong, where, and what is accepted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from explorer import const as C
+from explorer.errors import InputError
+from explorer.training.train import MINER_NAMES, OPTIMIZERS, TrainingSettings
+
+DEFAULT_WORST_METRIC = f"{C.OVERALL_CATEGORIES_KEY}/map/5"
+WEIGHT_CHOICES = ("pretrained", "random", "checkpoint")
+COLOR_BY_CHOICES = ("label", "split", "query/gallery", "hit@1", "map@5")
+METRIC_TOP_K = (1, 5, 10)
+ALWAYS_TOP_K = (1, 5)  # hit@1 and map@5 colour the projection and rank worst queries by default
+TRAIN_CHOICES = {"optimizer": tuple(OPTIMIZERS), "miner": MINER_NAMES}
+MAX_QUERIES_PER_GRID = 30
+MAX_INSTANCES = 30
+MAX_EPOCHS = 200
+MAX_BATCH_LABELS = 1024
+MAX_BATCH_INSTANCES = 1024
+IMAGE_SIZE_RANGE = (32, 1024)  # training / inference resolution the Train tab accepts (0 or empty: the model's own)
+
+
+class WorkspaceInputError(InputError):
+    """Input the user can fix: the message says what was wrong, where, and what is accepted."""
+
+
+def parse_query_ids(text: str | Sequence[int], n_queries: int) -> list[int]:
+    """Parse "0, 3, 7" (commas or spaces) into query positions, checking each against 0..n_queries-1."""
+    tokens = text.replace(",", " ").split() if isinstance(text, str) else [str(t) for t in text]
+    if not tokens:
+        raise WorkspaceInputError(
+            f"No query ids given: enter ids such as '0, 3, 7' (valid ids are 0..{n_queries - 1})."
+        )
+    ids = []
+    for token in tokens:
+        try:
+            ids.append(int(token))
+        except ValueError:
+            raise WorkspaceInputError(
+                f"Query id {token!r} is not an integer: enter ids such as '0, 3, 7' (valid ids are 0..{n_queries - 1})."
+            ) from None
+    out_of_range = [i for i in ids if not 0 <= i < n_queries]
+    if out_of_range:
+        raise WorkspaceInputError(
+            f"Query id {out_of_range[0]} is out of range: this dataset has {n_queries} queries, "
+            f"valid ids are 0..{n_queries - 1}."
+        )
+    if len(ids) > MAX_QUERIES_PER_GRID:
+        raise WorkspaceInputError(f"{len(ids)} query ids given: show at most {MAX_QUERIES_PER_GRID} at once.")
+    return list(dict.fromkeys(ids))
+
+
+def parse_top_k(text: str) -> tuple[int, ...]:
+    """The k of cmc / precision / map from text such as "1, 5, 10", sorted, with 1 and 5 always kept."""
+    values = []
+    for token in text.replace(",", " ").split():
+        if not token.isdigit() or int(token) < 1:
+            raise WorkspaceInputError(f"k must be a positive whole number such as '1, 5, 10', got {token!r}.")
+        values.append(int(token))
+    if not values:
+        raise WorkspaceInputError("Give at least one k, such as '1, 5, 10'.")
+    return tuple(sorted(set(values) | set(ALWAYS_TOP_K)))
+
+
+def check_count(name: str, value: float | int | None, low: int, high: int) -> int:
+    """An integer setting such as n_instances within [low, high], or a message that gives the range."""
+    if value is None or isinstance(value, bool) or float(value) != int(value):
+        raise WorkspaceInputError(f"{name} must be a whole number between {low} and {high}, got {value!r}.")
+    if not low <= int(value) <= high:
+        raise WorkspaceInputError(f"{name} must be between {low} and {high}, got {int(value)}.")
+    return int(value)
+
+
+def check_choice(name: str, value: str, choices: Sequence[str]) -> str:
+    """`value` when it is one of `choices`, else a message that lists them."""
+    if value not in choices:
+        raise WorkspaceInputError(f"{name} must be one of {', '.join(choices)}, got {value!r}.")
+    return value
+
+
+def check_metric(metric_name: str, names: Sequence[str]) -> str:
+    """`metric_name` when the evaluation has it as a per-query metric, else a message that lists those."""
+    if metric_name not in names:
+        raise WorkspaceInputError(f"Unknown metric {metric_name!r}: choose one of {', '.join(names)}.")
+    return metric_name
+
+
+def training_settings(
+    epochs: float | None,
+    lr: float | None,
+    optimizer: str,
+    margin: float | None,
+    miner: str,
+    n_labels: float | None,
+    n_instances: float | None,
+    image_size: float | None,
+) -> TrainingSettings:
+    """The Train tab's fields as `TrainingSettings`; an empty or out-of-range field gets a message naming it.
+
+    An empty margin means the soft-margin triplet loss; an empty or 0 image size keeps the model's own size.
+    """
+    if lr is None or not float(lr) > 0:
+        raise WorkspaceInputError(f"learning rate must be a positive number such as 0.0001, got {lr!r}.")
+    if margin is not None and float(margin) < 0:
+        raise WorkspaceInputError(f"margin must be 0 or more (empty: soft margin), got {margin!r}.")
+    size = None if not image_size else check_count("image size", image_size, *IMAGE_SIZE_RANGE)
+    return TrainingSettings(
+        epochs=check_count("epochs", epochs, 1, MAX_EPOCHS),
+        lr=float(lr),
+        optimizer=check_choice("optimizer", optimizer, TRAIN_CHOICES["optimizer"]),
+        margin=None if margin is None else float(margin),
+        miner=check_choice("miner", miner, TRAIN_CHOICES["miner"]),
+        n_labels=check_count("n_labels", n_labels, 2, MAX_BATCH_LABELS),
+        n_instances=check_count("n_instances", n_instances, 2, MAX_BATCH_INSTANCES),
+        image_size=size,
+    )

@@ -1,0 +1,19 @@
+"""Progress reporting for long workspace jobs: an optional callable, and its scaling onto a job's stages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+Progress = Callable[[float, str], None]
+
+
+def report(progress: Progress | None, fraction: float, message: str) -> None:
+    if progress is not None:
+        progress(fraction, message)
+
+
+def scaled(progress: Progress | None, start: float, stop: float) -> Progress | None:
+    """A progress callable for one stage that maps its 0..1 onto [start, stop] of the whole job."""
+    if progress is None:
+        return None
+    return lambda fraction, message: progress(start + (stop - start) * float(fraction), message)

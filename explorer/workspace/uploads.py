@@ -1,0 +1,55 @@
+"""Safe unpacking of a dataset uploaded as a zip, and finding the dataset inside it."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+from explorer.workspace.inputs import WorkspaceInputError
+
+MAX_UPLOAD_UNPACKED_BYTES = 4 * 1024**3  # a zip that unpacks beyond this is refused (zip-bomb guard)
+MAX_UPLOAD_MEMBERS = 200_000
+
+
+def unpack_upload(zip_path: str | Path, destination: Path) -> Path:
+    """Unpack an uploaded dataset zip safely (no paths outside `destination`, bounded size) and return its root.
+
+    The root is the single top-level folder when the zip wraps everything in one, else `destination`.
+    """
+    zip_path = Path(zip_path)
+    if not zipfile.is_zipfile(zip_path):
+        raise WorkspaceInputError(
+            f"{zip_path.name} is not a zip file: upload a .zip of an image folder or a CSV + images."
+        )
+    destination.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(zip_path) as archive:
+        members = [m for m in archive.infolist() if not m.is_dir()]
+        if len(members) > MAX_UPLOAD_MEMBERS:
+            raise WorkspaceInputError(
+                f"The zip holds {len(members):,} files; at most {MAX_UPLOAD_MEMBERS:,} are accepted."
+            )
+        unpacked = sum(m.file_size for m in members)
+        if unpacked > MAX_UPLOAD_UNPACKED_BYTES:
+            raise WorkspaceInputError(
+                f"The zip unpacks to {unpacked / 1024**3:.1f} GiB; at most {MAX_UPLOAD_UNPACKED_BYTES / 1024**3:.0f} GiB "
+                "are accepted. Load large datasets as a path on the server instead."
+            )
+        root = destination.resolve()
+        for member in members:
+            target = (root / member.filename).resolve()
+            if not target.is_relative_to(root):
+                raise WorkspaceInputError(
+                    f"The zip member {member.filename!r} points outside the archive; refusing it."
+                )
+        archive.extractall(root)
+    entries = [p for p in root.iterdir() if not p.name.startswith((".", "__MACOSX"))]
+    return entries[0] if len(entries) == 1 and entries[0].is_dir() else root
+
+
+def dataset_source_in(folder: Path) -> Path:
+    """A CSV at the top of an unpacked upload is the dataset; otherwise the folder is an image folder."""
+    csvs = sorted(folder.glob("*.csv"))
+    if len(csvs) > 1:
+        names = ", ".join(p.name for p in csvs)
+        raise WorkspaceInputError(f"The upload has several CSV files at its top level ({names}); keep exactly one.")
+    return csvs[0] if csvs else folder
