@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,7 +103,12 @@ class TrainingResult:
     checkpoint_path: Path | None = None
 
     def history_frame(self) -> pd.DataFrame:
-        return pd.DataFrame([asdict(record) for record in self.history], columns=list(EpochRecord.__annotations__))
+        return history_frame(self.history)
+
+
+def history_frame(records: Sequence[EpochRecord]) -> pd.DataFrame:
+    """One row per finished epoch (also while training runs, before a `TrainingResult` exists)."""
+    return pd.DataFrame([asdict(record) for record in records], columns=list(EpochRecord.__annotations__))
 
 
 def make_miner(settings: TrainingSettings) -> TripletsMiner:

@@ -9,9 +9,8 @@ from collections.abc import Iterator
 
 import pandas as pd
 
-from explorer.training.train import EpochRecord, TrainingResult, TrainingSettings
+from explorer.training.train import EpochRecord, TrainingResult, TrainingSettings, history_frame
 from explorer.workspace.progress import Progress
-from explorer.workspace.tables import history_frame
 from explorer.workspace.workspace import Workspace
 
 

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict
-
 import pandas as pd
 
 from explorer import const as C
-from explorer.training.train import EpochRecord
 
 
 def metrics_frame(flat: dict[str, float]) -> pd.DataFrame:
@@ -24,11 +20,6 @@ def metrics_frame(flat: dict[str, float]) -> pd.DataFrame:
         .drop(columns="overall_first")
         .reset_index(drop=True)
     )
-
-
-def history_frame(records: Sequence[EpochRecord]) -> pd.DataFrame:
-    """One row per finished epoch (also while training runs, when there is no `TrainingResult` yet)."""
-    return pd.DataFrame([asdict(record) for record in records], columns=list(EpochRecord.__annotations__))
 
 
 def training_curves(history: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
