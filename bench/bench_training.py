@@ -5,7 +5,7 @@
    forward on ready tensors, in the same process, so the ratio is meaningful even on a noisy machine.
 3. The offline pretrained preset's cmc@1 on ../shared/data/birds50 (validation half), skipped when absent.
 
-Run: .venv/bin/python bench/bench_training.py [--epochs 10] [--skip-birds]
+Run: .venv/bin/python bench/bench_training.py [--epochs 15] [--skip-birds]
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def bench_training(root: Path, epochs: int, image_size: int) -> None:
     train_df = df[df[C.SPLIT_COLUMN] == C.TRAIN_SPLIT].reset_index(drop=True)
     val_df = df[df[C.SPLIT_COLUMN] == C.VALIDATION_SPLIT].reset_index(drop=True)
     settings = TrainingSettings(
-        epochs=epochs, lr=3e-4, image_size=image_size, n_labels=8, n_instances=4, margin=0.2, augment=True
+        epochs=epochs, lr=5e-4, image_size=image_size, n_labels=4, n_instances=4, margin=0.2, augment=True
     )
     extractor = ViTExtractor(OFFLINE_PRESET, normalise_features=True)
     started = time.perf_counter()
@@ -114,7 +114,7 @@ def bench_birds(batch_size: int = 32) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--image-size", type=int, default=96)
     parser.add_argument("--skip-birds", action="store_true")
     args = parser.parse_args()

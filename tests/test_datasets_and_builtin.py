@@ -52,15 +52,15 @@ def test_shapes_generation_is_deterministic(tmp_path):
 
 
 def test_default_shapes_layout(tmp_path):
-    df = generate_shapes_dataset(tmp_path / "s", n_classes=48, images_per_class=12, image_size=32)
-    assert len(df) == 48 * 12 and df["label"].nunique() == 48
+    df = generate_shapes_dataset(tmp_path / "s", n_classes=48, images_per_class=16, image_size=32)
+    assert len(df) == 48 * 16 and df["label"].nunique() == 48
     train, val = df[df.split == "train"], df[df.split == "validation"]
     assert train["label"].nunique() == 24 and val["label"].nunique() == 24
     assert set(train["label"]).isdisjoint(val["label"])
     assert val["is_query"].all() and val["is_gallery"].all()
     assert df["category"].nunique() == 6
     loaded = load_dataset(tmp_path / "s")
-    assert loaded.summary()["queries"] == 288 and loaded.warnings == []
+    assert loaded.summary()["queries"] == 384 and loaded.warnings == []
 
 
 def test_generator_rejects_bad_settings(tmp_path):

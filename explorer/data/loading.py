@@ -14,7 +14,7 @@ from explorer.data.schema import DatasetValidationError, validate_dataframe
 from explorer.data.shapes import CSV_NAME, download_mock_dataset, generate_shapes_dataset
 
 # Built-in data: name -> (folder under the cache, generator settings). "shapes" is the app's default.
-SHAPES_SETTINGS = {"n_classes": 48, "images_per_class": 12, "image_size": 96, "seed": 0}
+SHAPES_SETTINGS = {"n_classes": 48, "images_per_class": 16, "image_size": 96, "seed": 0}
 BUILTIN_DATASETS = ("shapes", "mock")
 
 

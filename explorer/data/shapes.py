@@ -3,7 +3,8 @@
 The mock version mirrors OML's mock dataset (8 figures x 3 images, 4 labels train / 4 validation, one query and
 two gallery images per validation label). The larger version is the app's embedded default: a class is a figure
 *and* a fill pattern, while colour, scale, rotation, position, background and noise vary inside a class, so an
-extractor must learn shape and texture, not colour, to retrieve well.
+extractor must learn shape and texture, not colour, to retrieve well. Two or three smaller distractor figures
+of other kinds and a textured gradient background make off-the-shelf ImageNet features retrieve poorly.
 """
 
 from __future__ import annotations
@@ -87,17 +88,23 @@ def _texture(pattern: str, size: int, color: tuple[int, int, int], rng: np.rando
     return texture
 
 
-def draw_figure(figure: str, pattern: str, image_size: int, rng: np.random.Generator) -> Image.Image:
-    """One image of `figure` filled with `pattern`, with random colour, pose, background and noise."""
-    background = tuple(int(v) for v in rng.integers(0, 256, 3))
-    hue_color = tuple(int(v) for v in rng.integers(0, 256, 3))
-    # keep the figure visible: push its colour away from the background
-    color = tuple(int((c + 128) % 256) if abs(c - b) < 80 else c for c, b in zip(hue_color, background, strict=True))
-    scale = image_size * float(rng.uniform(0.22, 0.4))
-    margin = scale * 1.05
-    center = (float(rng.uniform(margin, image_size - margin)), float(rng.uniform(margin, image_size - margin)))
-    angle = float(rng.uniform(-math.pi / 5, math.pi / 5))
-    polygons = _transform(FIGURE_POLYGONS[figure], center, scale, angle)
+# The default set's nuisances: smaller figures of other kinds around the class figure, and a textured gradient
+# background, so that off-the-shelf ImageNet features retrieve poorly and training has something to learn.
+FIGURE_SCALE = (0.22, 0.4)  # of the image size
+DISTRACTORS = (2, 3)  # how many, inclusive
+DISTRACTOR_SCALE = (0.1, 0.18)
+
+
+def _random_color(rng: np.random.Generator) -> tuple[int, int, int]:
+    return tuple(int(v) for v in rng.integers(0, 256, 3))
+
+
+def _contrasting(color: tuple[int, int, int], background: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Push each channel of `color` away from `background` so the figure stays visible."""
+    return tuple(int((c + 128) % 256) if abs(c - b) < 80 else c for c, b in zip(color, background, strict=True))
+
+
+def _mask(polygons: list[Points], image_size: int, pattern: str) -> Image.Image:
     mask = Image.new("L", (image_size, image_size), 0)
     mask_draw = ImageDraw.Draw(mask)
     for polygon in polygons:
@@ -105,8 +112,60 @@ def draw_figure(figure: str, pattern: str, image_size: int, rng: np.random.Gener
     if pattern == "outline":
         inner = mask.filter(ImageFilter.MinFilter(2 * max(1, image_size // 40) + 1))
         mask = Image.fromarray(np.asarray(mask) & ~np.asarray(inner))
-    image = Image.new("RGB", (image_size, image_size), background)
-    image.paste(_texture(pattern, image_size, color, rng), mask=mask)
+    return mask
+
+
+def _background(image_size: int, rng: np.random.Generator) -> tuple[Image.Image, tuple[int, int, int]]:
+    """A two-colour gradient, half the time overlaid with a faint pattern; returns it and its main colour."""
+    base = _random_color(rng)
+    other = tuple(int(np.clip(c + rng.integers(-70, 71), 0, 255)) for c in base)
+    t = np.linspace(0.0, 1.0, image_size, dtype=np.float32)
+    angle = rng.uniform(0, 2 * math.pi)
+    ramp = np.clip(0.5 + (t[None, :] - 0.5) * math.cos(angle) + (t[:, None] - 0.5) * math.sin(angle), 0, 1)
+    pixels = np.asarray(base, np.float32) * (1 - ramp[..., None]) + np.asarray(other, np.float32) * ramp[..., None]
+    image = Image.fromarray(pixels.astype(np.uint8))
+    if rng.random() < 0.5:  # a faint texture of one of the patterns, so texture alone does not name the class
+        faint = tuple(int(np.clip(c + rng.integers(-45, 46), 0, 255)) for c in base)
+        texture = _texture(str(rng.choice(PATTERNS[2:])), image_size, faint, rng)
+        image = Image.blend(image, texture, 0.35)
+    return image, base
+
+
+def _paste_figure(
+    image: Image.Image,
+    figure: str,
+    pattern: str,
+    scale_range: tuple[float, float],
+    background: tuple[int, int, int],
+    rng: np.random.Generator,
+) -> None:
+    """Draw `figure` filled with `pattern` at a random colour, scale, rotation and position (fully inside)."""
+    image_size = image.width
+    color = _contrasting(_random_color(rng), background)
+    scale = image_size * float(rng.uniform(*scale_range))
+    margin = scale * 1.05
+    center = (float(rng.uniform(margin, image_size - margin)), float(rng.uniform(margin, image_size - margin)))
+    angle = float(rng.uniform(-math.pi / 5, math.pi / 5))
+    polygons = _transform(FIGURE_POLYGONS[figure], center, scale, angle)
+    image.paste(_texture(pattern, image_size, color, rng), mask=_mask(polygons, image_size, pattern))
+
+
+def draw_figure(
+    figure: str, pattern: str, image_size: int, rng: np.random.Generator, cluttered: bool = False
+) -> Image.Image:
+    """One image of `figure` filled with `pattern`, with random colour, pose, background and noise.
+
+    `cluttered` (the default set) adds distractor figures of other kinds and a textured gradient background.
+    """
+    if cluttered:
+        image, background = _background(image_size, rng)
+        others = [f for f in FIGURES if f != figure]
+        for _ in range(int(rng.integers(DISTRACTORS[0], DISTRACTORS[1] + 1))):
+            _paste_figure(image, str(rng.choice(others)), str(rng.choice(PATTERNS)), DISTRACTOR_SCALE, background, rng)
+    else:
+        background = _random_color(rng)
+        image = Image.new("RGB", (image_size, image_size), background)
+    _paste_figure(image, figure, pattern, FIGURE_SCALE, background, rng)
     noise = rng.normal(0.0, float(rng.uniform(4, 14)), (image_size, image_size, 3))
     image = Image.fromarray(np.clip(np.asarray(image, dtype=np.float32) + noise, 0, 255).astype(np.uint8))
     return image
@@ -119,6 +178,7 @@ def _write_dataset(
     image_size: int,
     seed: int,
     with_category: bool,
+    cluttered: bool,
     query_gallery: Callable[[int], tuple[bool, bool]],
     progress: Callable[[float, str], None] | None,
 ) -> pd.DataFrame:
@@ -132,7 +192,7 @@ def _write_dataset(
         is_train = label < n_train
         for index in range(images_per_class):
             name = f"{figure}_{pattern}_{index}.jpg" if with_category else f"{figure}_{index}.jpg"
-            draw_figure(figure, pattern, image_size, rng).save(root / "images" / name, quality=92)
+            draw_figure(figure, pattern, image_size, rng, cluttered).save(root / "images" / name, quality=92)
             is_query, is_gallery = (None, None) if is_train else query_gallery(index)
             row = {
                 C.LABELS_COLUMN: label,
@@ -154,7 +214,7 @@ def _write_dataset(
 def generate_shapes_dataset(
     root: str | Path,
     n_classes: int = 48,
-    images_per_class: int = 12,
+    images_per_class: int = 16,
     image_size: int = 96,
     seed: int = 0,
     progress: Callable[[float, str], None] | None = None,
@@ -171,15 +231,17 @@ def generate_shapes_dataset(
         raise InputError(f"images_per_class must be at least 2 to form positive pairs, got {images_per_class}.")
     if image_size < 16:
         raise InputError(f"image_size must be at least 16 pixels, got {image_size}.")
-    # interleave train/validation over patterns so both halves see every figure and pattern family
+    # Split the figure x pattern grid like a checkerboard (train first), so both halves see every figure and
+    # every pattern, in different combinations: what training learns about shapes and fills carries over.
     classes = all_classes[:n_classes]
-    order = list(range(0, n_classes, 2)) + list(range(1, n_classes, 2))
+    order = sorted(range(n_classes), key=lambda i: (i // len(FIGURES) + i % len(FIGURES)) % 2)
     return _write_dataset(
         Path(root),
         [classes[i] for i in order],
         images_per_class,
         image_size,
         seed,
+        True,
         True,
         lambda _: (True, True),
         progress,
@@ -198,7 +260,15 @@ def download_mock_dataset(dataset_root: str | Path = C.MOCK_DATASET_PATH) -> tup
     for place in dict.fromkeys([root, Path(C.MOCK_DATASET_PATH)]):
         if not (place / CSV_NAME).is_file():
             _write_dataset(
-                place, [(figure, "solid") for figure in FIGURES], 3, 64, 0, False, lambda i: (i == 0, i != 0), None
+                place,
+                [(figure, "solid") for figure in FIGURES],
+                3,
+                64,
+                0,
+                False,
+                False,
+                lambda i: (i == 0, i != 0),
+                None,
             )
     df = pd.read_csv(root / CSV_NAME)
     df_train = df[df[C.SPLIT_COLUMN] == C.TRAIN_SPLIT].reset_index(drop=True)
