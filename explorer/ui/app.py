@@ -28,6 +28,7 @@ from explorer.workspace.inputs import (
     MAX_INSTANCES,
     MAX_QUERIES_PER_GRID,
     TRAIN_CHOICES,
+    TRAIN_DEFAULTS,
     WEIGHT_CHOICES,
     training_settings,
 )
@@ -163,20 +164,22 @@ def build_demo(workspace: Workspace) -> gr.Blocks:
 
             with gr.Tab("Train", id="train"):
                 with gr.Row():
-                    train_epochs = gr.Number(3, label="epochs", precision=0, minimum=1, maximum=200)
-                    train_lr = gr.Number(1e-4, label="learning rate", minimum=0)
+                    train_epochs = gr.Number(TRAIN_DEFAULTS.epochs, label="epochs", precision=0, minimum=1, maximum=200)
+                    train_lr = gr.Number(TRAIN_DEFAULTS.lr, label="learning rate", minimum=0)
                     train_optimizer = gr.Dropdown(
                         list(TRAIN_CHOICES["optimizer"]), value=TRAIN_CHOICES["optimizer"][0], label="optimizer"
                     )
-                    train_margin = gr.Number(0.1, label="margin (empty = soft margin)")
+                    train_margin = gr.Number(TRAIN_DEFAULTS.margin, label="margin (empty = soft margin)")
                     train_miner = gr.Dropdown(
                         list(TRAIN_CHOICES["miner"]), value=TRAIN_CHOICES["miner"][0], label="miner"
                     )
                 with gr.Row():
-                    train_n_labels = gr.Number(8, label="n_labels", precision=0, minimum=2)
-                    train_n_instances = gr.Number(4, label="n_instances", precision=0, minimum=2)
+                    train_n_labels = gr.Number(TRAIN_DEFAULTS.n_labels, label="n_labels", precision=0, minimum=2)
+                    train_n_instances = gr.Number(
+                        TRAIN_DEFAULTS.n_instances, label="n_instances", precision=0, minimum=2
+                    )
                     train_image_size = gr.Number(
-                        0,
+                        TRAIN_DEFAULTS.image_size,
                         label="image size (0: the model's own)",
                         precision=0,
                         minimum=0,
