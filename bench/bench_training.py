@@ -5,12 +5,13 @@
    forward on ready tensors, in the same process, so the ratio is meaningful even on a noisy machine.
 3. The offline pretrained preset's cmc@1 on ../shared/data/birds50 (validation half), skipped when absent.
 
-Run: .venv/bin/python bench/bench_training.py [--epochs 15] [--skip-birds]
+Run: .venv/bin/python bench/bench_training.py [--epochs 30] [--skip-birds]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import tempfile
@@ -28,6 +29,7 @@ from explorer.inference import inference_on_images  # noqa: E402
 from explorer.models import OFFLINE_PRESET, ViTExtractor  # noqa: E402
 from explorer.training import TrainingSettings, evaluate_extractor, train_extractor  # noqa: E402
 from explorer.training.train import VAL_CMC_1, VAL_MAP_5  # noqa: E402
+from explorer.workspace.inputs import TRAIN_DEFAULTS  # noqa: E402
 
 BIRDS = Path(__file__).resolve().parents[2] / "shared" / "data" / "birds50"
 
@@ -36,9 +38,7 @@ def bench_training(root: Path, epochs: int, image_size: int) -> None:
     df = generate_shapes_dataset(root, image_size=96)
     train_df = df[df[C.SPLIT_COLUMN] == C.TRAIN_SPLIT].reset_index(drop=True)
     val_df = df[df[C.SPLIT_COLUMN] == C.VALIDATION_SPLIT].reset_index(drop=True)
-    settings = TrainingSettings(
-        epochs=epochs, lr=5e-4, image_size=image_size, n_labels=4, n_instances=4, margin=0.2, augment=True
-    )
+    settings = dataclasses.replace(TRAIN_DEFAULTS, epochs=epochs, image_size=image_size)  # the app's defaults
     extractor = ViTExtractor(OFFLINE_PRESET, normalise_features=True)
     started = time.perf_counter()
     result = train_extractor(extractor, train_df, val_df, dataset_root=root, settings=settings)
@@ -114,8 +114,8 @@ def bench_birds(batch_size: int = 32) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--image-size", type=int, default=96)
+    parser.add_argument("--epochs", type=int, default=TRAIN_DEFAULTS.epochs)
+    parser.add_argument("--image-size", type=int, default=TRAIN_DEFAULTS.image_size)
     parser.add_argument("--skip-birds", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:

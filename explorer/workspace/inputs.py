@@ -29,9 +29,9 @@ class WorkspaceInputError(InputError):
     """Input the user can fix: the message says what was wrong, where, and what is accepted."""
 
 
-# What the Train tab starts with: a run that shows a clear gain on the built-in shapes data in a few CPU minutes
+# What the Train tab starts with: a run that shows a clear gain on the built-in shapes data in about a CPU minute
 # (small images, 6 batches of 4 labels x 4 images per epoch; bench/bench_training.py measures it).
-TRAIN_DEFAULTS = TrainingSettings(epochs=15, lr=5e-4, margin=0.2, n_labels=4, n_instances=4, image_size=96)
+TRAIN_DEFAULTS = TrainingSettings(epochs=30, lr=5e-4, margin=0.2, n_labels=4, n_instances=4, image_size=96)
 
 
 def parse_query_ids(text: str | Sequence[int], n_queries: int) -> list[int]:
