@@ -276,9 +276,11 @@ def test_a_loaded_checkpoint_is_named_by_its_architecture_not_the_name_field(ses
 
 
 def test_training_settings_from_the_train_tab_fields():
-    settings = training_settings(2, 1e-3, "adamw", None, "all", 4, 2, 0)
-    assert (settings.epochs, settings.margin, settings.n_labels, settings.image_size) == (2, None, 4, None)
+    settings = training_settings(2, 1e-3, "adamw", 0.3, "all", 4, 2, 0)
+    assert (settings.epochs, settings.margin, settings.n_labels, settings.image_size) == (2, 0.3, 4, None)
     assert training_settings(1, 1e-3, "adamw", 0.2, "all", 2, 2, 64).image_size == 64
+    soft = training_settings(1, 1e-3, "adamw", 0.2, "all", 2, 2, 0, soft_margin=True)
+    assert soft.margin is None  # the soft-margin loss; the margin field is ignored
 
 
 @pytest.mark.parametrize(
@@ -288,6 +290,7 @@ def test_training_settings_from_the_train_tab_fields():
         ((0, 1e-3, "adamw", 0.1, "all", 4, 2, 0), "epochs must be between 1 and"),
         ((1, None, "adamw", 0.1, "all", 4, 2, 0), "learning rate must be a positive number"),
         ((1, 1e-3, "adamw", -1, "all", 4, 2, 0), "margin must be 0 or more"),
+        ((1, 1e-3, "adamw", None, "all", 4, 2, 0), "margin must be 0 or more .*or tick soft margin"),
         ((1, 1e-3, "lion", 0.1, "all", 4, 2, 0), "optimizer must be one of"),
         ((1, 1e-3, "adamw", 0.1, "all", 1, 2, 0), "n_labels must be between 2 and"),
         ((1, 1e-3, "adamw", 0.1, "all", 4, 2, 5), "image size must be between 32 and 1024, got 5"),

@@ -169,7 +169,10 @@ def build_demo(workspace: Workspace) -> gr.Blocks:
                     train_optimizer = gr.Dropdown(
                         list(TRAIN_CHOICES["optimizer"]), value=TRAIN_CHOICES["optimizer"][0], label="optimizer"
                     )
-                    train_margin = gr.Number(TRAIN_DEFAULTS.margin, label="margin (empty = soft margin)")
+                    train_margin = gr.Number(TRAIN_DEFAULTS.margin, label="margin", minimum=0)
+                    train_soft_margin = gr.Checkbox(
+                        False, label="soft margin: log(1 + exp(d(a,p) - d(a,n))), no margin", elem_id="train-soft"
+                    )
                     train_miner = gr.Dropdown(
                         list(TRAIN_CHOICES["miner"]), value=TRAIN_CHOICES["miner"][0], label="miner"
                     )
@@ -411,9 +414,12 @@ def build_demo(workspace: Workspace) -> gr.Blocks:
             n_labels,
             n_instances,
             image_size,
+            soft_margin,
             progress=TRACKED,
         ):
-            settings = training_settings(epochs, lr, optimizer, margin, miner, n_labels, n_instances, image_size)
+            settings = training_settings(
+                epochs, lr, optimizer, margin, miner, n_labels, n_instances, image_size, soft_margin
+            )
             for history, status in session.train(settings, _reporter(progress)):
                 yield (status, *training_curves(history))
 
@@ -578,6 +584,7 @@ def build_demo(workspace: Workspace) -> gr.Blocks:
                 train_n_labels,
                 train_n_instances,
                 train_image_size,
+                train_soft_margin,
             ],
             [train_status, curve_loss, curve_active, curve_dist, curve_val],
             api_visibility="private",

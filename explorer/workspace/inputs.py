@@ -104,21 +104,23 @@ def training_settings(
     n_labels: float | None,
     n_instances: float | None,
     image_size: float | None,
+    soft_margin: bool = False,
 ) -> TrainingSettings:
     """The Train tab's fields as `TrainingSettings`; an empty or out-of-range field gets a message naming it.
 
-    An empty margin means the soft-margin triplet loss; an empty or 0 image size keeps the model's own size.
+    `soft_margin` selects the soft-margin triplet loss (the margin field is then ignored); an empty or 0 image
+    size keeps the model's own size.
     """
     if lr is None or not float(lr) > 0:
         raise WorkspaceInputError(f"learning rate must be a positive number such as 0.0001, got {lr!r}.")
-    if margin is not None and float(margin) < 0:
-        raise WorkspaceInputError(f"margin must be 0 or more (empty: soft margin), got {margin!r}.")
+    if not soft_margin and (margin is None or float(margin) < 0):
+        raise WorkspaceInputError(f"margin must be 0 or more such as 0.2 (or tick soft margin), got {margin!r}.")
     size = None if not image_size else check_count("image size", image_size, *IMAGE_SIZE_RANGE)
     return TrainingSettings(
         epochs=check_count("epochs", epochs, 1, MAX_EPOCHS),
         lr=float(lr),
         optimizer=check_choice("optimizer", optimizer, TRAIN_CHOICES["optimizer"]),
-        margin=None if margin is None else float(margin),
+        margin=None if soft_margin else float(margin),
         miner=check_choice("miner", miner, TRAIN_CHOICES["miner"]),
         n_labels=check_count("n_labels", n_labels, 2, MAX_BATCH_LABELS),
         n_instances=check_count("n_instances", n_instances, 2, MAX_BATCH_INSTANCES),
