@@ -272,6 +272,15 @@ def test_a_loaded_checkpoint_is_named_by_its_architecture_not_the_name_field(ses
     assert own.extractor.description == f"{TINY_MODEL} (checkpoint {path.name})"
 
 
+def test_a_broken_checkpoint_upload_is_named_without_the_server_folder(session, tmp_path):
+    upload = tmp_path / "server-upload-folder" / "mine.safetensors"
+    upload.parent.mkdir()
+    upload.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(WorkspaceInputError, match="mine.safetensors") as info:
+        session.edit().set_model(TINY_MODEL, "checkpoint", str(upload))
+    assert "server-upload-folder" not in str(info.value)
+
+
 # -- training and compare ---------------------------------------------------------------------------------
 
 

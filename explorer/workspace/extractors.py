@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from explorer.models import OFFLINE_PRESET, PRESETS, PretrainedWeightsUnavailable, ViTExtractor
+from explorer.models import OFFLINE_PRESET, PRESETS, CheckpointError, PretrainedWeightsUnavailable, ViTExtractor
 from explorer.workspace.inputs import WorkspaceInputError
 
 DEFAULT_MODEL = OFFLINE_PRESET
@@ -69,6 +69,11 @@ def load_extractor(choice: ModelChoice) -> Extractor:
             )
     except PretrainedWeightsUnavailable as error:  # offline hub download: say so in the UI, not as a crash
         raise WorkspaceInputError(str(error)) from error
+    except CheckpointError as error:  # name the user's file, not the server folder its upload landed in
+        message = str(error)
+        if choice.checkpoint:
+            message = message.replace(str(choice.checkpoint), Path(choice.checkpoint).name)
+        raise WorkspaceInputError(message) from error
     if choice.weights == "checkpoint":  # the checkpoint, not the name field, says what the model is
         choice = replace(choice, name=model.preset or model.arch)
     if choice.image_size:
