@@ -21,7 +21,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     parser = argparse.ArgumentParser(description="Explore deep metric learning on images in the browser.")
     parser.add_argument(
-        "--data", default=DEFAULT_DATA, help="built-in name (shapes, mock), an OML CSV, or an image folder"
+        "--data", default=DEFAULT_DATA, help="built-in name (shapes, mock, digits), an OML CSV, or an image folder"
     )
     parser.add_argument(
         "--dataset-root", default=None, help="folder the CSV's paths are relative to (default: the CSV's folder)"

@@ -63,7 +63,7 @@ def _count(minimum: int) -> Callable[[str], int]:
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="built-in name (shapes, mock), OML CSV, or image folder")
+    parser.add_argument("--data", required=True, help="built-in name (shapes, mock, digits), OML CSV, or image folder")
     parser.add_argument("--root", default=None, help="folder the CSV's paths are relative to (default: its folder)")
     parser.add_argument(
         "--with-categories",

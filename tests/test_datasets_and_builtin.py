@@ -196,3 +196,13 @@ def test_load_dataset_names_and_categories(tmp_path):
     assert load_dataset(tmp_path / "mock" / "df.csv").name == "mock"
     pd.concat([df_train, df_val]).to_csv(tmp_path / "mock" / "birds.csv", index=False)
     assert load_dataset(tmp_path / "mock" / "birds.csv").name == "birds"
+
+
+def test_builtin_digits_is_a_small_real_set_split_by_class():
+    loaded = load_dataset("digits")
+    summary = loaded.summary()
+    assert summary["images"] == 1797 and summary["labels"] == 10
+    assert summary["train labels"] == 5 and summary["validation labels"] == 5
+    assert set(loaded.train_df["label"]).isdisjoint(loaded.validation_df["label"])
+    first = Image.open(loaded.root / loaded.df["path"].iloc[0])
+    assert first.size == (32, 32) and loaded.warnings == []

@@ -9,13 +9,14 @@ from pathlib import Path
 import pandas as pd
 
 from explorer import const as C
+from explorer.data.digits import write_digits_dataset
 from explorer.data.folder import dataframe_from_image_folder
 from explorer.data.schema import DatasetValidationError, validate_dataframe
 from explorer.data.shapes import CSV_NAME, download_mock_dataset, generate_shapes_dataset
 
 # Built-in data: name -> (folder under the cache, generator settings). "shapes" is the app's default.
 SHAPES_SETTINGS = {"n_classes": 48, "images_per_class": 16, "image_size": 96, "seed": 0}
-BUILTIN_DATASETS = ("shapes", "mock")
+BUILTIN_DATASETS = ("shapes", "mock", "digits")
 
 
 @dataclass
@@ -59,6 +60,11 @@ def _builtin(name: str, progress: Callable[[float, str], None] | None) -> tuple[
     if name == "mock":
         df_train, df_val = download_mock_dataset(C.MOCK_DATASET_PATH)
         return pd.concat([df_train, df_val], ignore_index=True), C.MOCK_DATASET_PATH
+    if name == "digits":
+        root = C.CACHE_ROOT / "digits"
+        if not (root / CSV_NAME).is_file():
+            write_digits_dataset(root)
+        return pd.read_csv(root / CSV_NAME), root
     root = shapes_root()
     if not (root / CSV_NAME).is_file():
         generate_shapes_dataset(root, progress=progress, **SHAPES_SETTINGS)
@@ -80,7 +86,7 @@ def load_dataset(
     with_categories: bool = False,
     progress: Callable[[float, str], None] | None = None,
 ) -> LoadedDataset:
-    """Load a built-in name ("shapes", "mock"), an OML CSV, or an image folder, and validate it.
+    """Load a built-in name ("shapes", "mock", "digits"), an OML CSV, or an image folder, and validate it.
 
     A CSV's paths are relative to `dataset_root` (default: the CSV's folder). A folder holding `df.csv` is read
     as that CSV; any other folder is imported as `<class>/<image>` (or `<category>/<class>/<image>` with

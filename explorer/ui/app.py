@@ -17,6 +17,7 @@ import gradio as gr
 import pandas as pd
 from PIL import Image
 
+from explorer.data.loading import BUILTIN_DATASETS
 from explorer.errors import InputError
 from explorer.ui.plotly_click import on_point_click, plotly_click
 from explorer.viz.projection import PROJECTION_METHODS
@@ -109,9 +110,9 @@ def build_demo(workspace: Workspace) -> gr.Blocks:
             with gr.Tab("Data", id="data"):
                 with gr.Row():
                     data_source = gr.Textbox(
-                        label="Built-in name (shapes, mock) or a CSV / image-folder path on the server",
+                        label=f"Built-in name ({', '.join(BUILTIN_DATASETS)}) or a CSV / image-folder path on the server",
                         value=workspace.dataset.name
-                        if workspace.dataset.name in ("shapes", "mock")
+                        if workspace.dataset.name in BUILTIN_DATASETS
                         else str(workspace.dataset.root),
                         scale=3,
                         elem_id="data-source",
