@@ -27,6 +27,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--dataset-root", default=None, help="folder the CSV's paths are relative to (default: the CSV's folder)"
     )
     parser.add_argument("--model", default=DEFAULT_MODEL, help="preset or timm name of the extractor")
+    parser.add_argument(
+        "--weights",
+        choices=("pretrained", "random"),
+        default="pretrained",
+        help="weights of --model: its pretrained ones (presets, timm 'arch.tag') or a random initialisation",
+    )
     parser.add_argument("--checkpoint", default=None, help="extractor checkpoint (.safetensors) to start from")
     parser.add_argument("--share", action="store_true", help="also serve through a public Gradio share link")
     parser.add_argument(
@@ -47,7 +53,9 @@ def build_app(args: argparse.Namespace):
     from explorer.ui.app import build_demo, launch_options
     from explorer.workspace import Workspace
 
-    workspace = Workspace.build(args.data, args.dataset_root, args.model, args.checkpoint, progress=_console_progress)
+    workspace = Workspace.build(
+        args.data, args.dataset_root, args.model, args.checkpoint, weights=args.weights, progress=_console_progress
+    )
     return build_demo(workspace), launch_options()
 
 

@@ -67,6 +67,15 @@ def test_check_count_gives_the_allowed_range():
         check_count("n_instances", 9, 1, 5)
     with pytest.raises(WorkspaceInputError, match="whole number"):
         check_count("n_instances", 2.5, 1, 5)
+    for odd in (None, float("inf"), float("nan"), "3"):
+        with pytest.raises(WorkspaceInputError, match="whole number"):
+            check_count("n_instances", odd, 1, 5)
+    assert check_count("n_instances", np.int64(4), 1, 5) == 4
+
+
+def test_no_query_ids_at_all_is_a_clear_message():
+    with pytest.raises(WorkspaceInputError, match="No query ids given"):
+        parse_query_ids(None, 10)
 
 
 def test_unpack_upload_refuses_members_outside_the_archive(tmp_path):
@@ -313,6 +322,22 @@ def test_training_settings_name_the_bad_field(fields, message):
 def test_compare_before_training_says_to_train_first(shared):
     with pytest.raises(WorkspaceInputError, match="train the extractor on the Train tab first"):
         shared.compare()
+
+
+def test_while_training_the_session_refuses_changes_and_closing_the_view_stops_the_run(shared):
+    session = WorkspaceSession(shared)
+    settings = TrainingSettings(epochs=200, lr=1e-3, n_labels=2, n_instances=2, image_size=TINY_IMAGE_SIZE)
+    updates = session.train(settings)
+    next(updates)  # the first epoch is done: the run is going
+    assert session.training_running
+    for change in (lambda: session.edit().load_data("mock"), lambda: list(session.train(settings))):
+        with pytest.raises(WorkspaceInputError, match="Training is running"):
+            change()
+    updates.close()  # what Gradio does when the browser goes away
+    session._training.join(timeout=60)
+    assert not session.training_running
+    assert len(session.workspace.training_history) < settings.epochs  # stopped early, kept the finished epochs
+    session.edit()  # changes are allowed again
 
 
 def test_training_reports_each_epoch_then_compare_measures_against_the_base(shared):

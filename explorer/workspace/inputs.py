@@ -5,6 +5,8 @@ Every check raises `WorkspaceInputError`, whose message says what was wrong, whe
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 
 from explorer import const as C
@@ -36,6 +38,8 @@ TRAIN_DEFAULTS = TrainingSettings(epochs=30, lr=5e-4, margin=0.2, n_labels=4, n_
 
 def parse_query_ids(text: str | Sequence[int], n_queries: int) -> list[int]:
     """Parse "0, 3, 7" (commas or spaces) into query positions, checking each against 0..n_queries-1."""
+    if text is None:
+        text = ""
     tokens = text.replace(",", " ").split() if isinstance(text, str) else [str(t) for t in text]
     if not tokens:
         raise WorkspaceInputError(
@@ -74,7 +78,12 @@ def parse_top_k(text: str) -> tuple[int, ...]:
 
 def check_count(name: str, value: float | int | None, low: int, high: int) -> int:
     """An integer setting such as n_instances within [low, high], or a message that gives the range."""
-    if value is None or isinstance(value, bool) or float(value) != int(value):
+    if (
+        not isinstance(value, numbers.Real)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or float(value) != int(value)
+    ):
         raise WorkspaceInputError(f"{name} must be a whole number between {low} and {high}, got {value!r}.")
     if not low <= int(value) <= high:
         raise WorkspaceInputError(f"{name} must be between {low} and {high}, got {int(value)}.")

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pandas as pd
 
 from explorer.training.train import EpochRecord, TrainingResult, TrainingSettings, history_frame
+from explorer.workspace.inputs import WorkspaceInputError
 from explorer.workspace.progress import Progress
 from explorer.workspace.workspace import Workspace
 
@@ -26,6 +27,7 @@ class WorkspaceSession:
         self._shared = shared
         self._own: Workspace | None = None
         self._stop_training = threading.Event()
+        self._training: threading.Thread | None = None
 
     def __deepcopy__(self, memo: dict) -> WorkspaceSession:
         return WorkspaceSession(self._shared)
@@ -34,8 +36,20 @@ class WorkspaceSession:
     def workspace(self) -> Workspace:
         return self._own if self._own is not None else self._shared
 
+    @property
+    def training_running(self) -> bool:
+        return self._training is not None and self._training.is_alive()
+
     def edit(self) -> Workspace:
-        """The session's own workspace, copied from the shared one on first use."""
+        """The session's own workspace, copied from the shared one on first use.
+
+        Refused while this session trains: the run would otherwise finish onto data or a model changed under it.
+        """
+        if self.training_running:
+            raise WorkspaceInputError(
+                "Training is running in this session: cancel it (Train tab) or wait for it to finish before "
+                "changing the data, the model or the metrics."
+            )
         if self._own is None:
             self._own = self._shared.copy()
         return self._own
@@ -44,10 +58,11 @@ class WorkspaceSession:
         """Train in this session, yielding (history so far, status) after every epoch and once at the end.
 
         Training runs in a worker thread (with the caller's context, so progress trackers follow it) while this
-        generator reports; `stop_training()` from another thread ends it before the next batch.
+        generator reports; `stop_training()` from another thread ends it before the next batch, and so does
+        closing the generator (the browser went away).
         """
+        workspace = self.edit()  # also refuses a second run while one is going
         self._stop_training.clear()
-        workspace = self.edit()
         epochs: list[EpochRecord] = []
         outcome: list[TrainingResult | BaseException] = []
 
@@ -58,13 +73,18 @@ class WorkspaceSession:
                 outcome.append(error)
 
         worker = threading.Thread(target=contextvars.copy_context().run, args=(run,), name="training", daemon=True)
+        self._training = worker
         worker.start()
         shown = 0
-        while worker.is_alive():
-            worker.join(timeout=0.5)
-            if len(epochs) > shown:
-                shown = len(epochs)
-                yield history_frame(epochs), f"Training: epoch {shown}/{settings.epochs} done."
+        try:
+            while worker.is_alive():
+                worker.join(timeout=0.5)
+                if len(epochs) > shown:
+                    shown = len(epochs)
+                    yield history_frame(epochs), f"Training: epoch {shown}/{settings.epochs} done."
+        finally:
+            if worker.is_alive():  # the caller stopped listening (tab closed, event cancelled): stop the run too
+                self._stop_training.set()
         if isinstance(outcome[0], BaseException):
             raise outcome[0]
         result = outcome[0]

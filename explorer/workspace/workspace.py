@@ -141,6 +141,7 @@ class Workspace:
         self._check_writable()
         self.dataset = _load_dataset(source, dataset_root)
         self.base = None
+        self.training_history = None  # curves of a run on other data would mislead
         self._invalidate()
 
     def load_uploaded_zip(self, zip_path: str | Path) -> None:

@@ -1,0 +1,44 @@
+"""`python app.py`: its flags, building the app they describe, and the offline --share check."""
+
+import socket
+import sys
+from pathlib import Path
+
+import gradio as gr
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import app  # noqa: E402  (the root script, imported as a module)
+
+
+def test_flags_default_to_the_embedded_data_and_offline_model():
+    args = app.parse_args([])
+    assert (args.data, args.model, args.weights, args.share) == (
+        "shapes",
+        "efficientnet_lite0_imagenet",
+        "pretrained",
+        False,
+    )
+
+
+def test_a_timm_name_with_random_weights_builds_offline():
+    demo, options = app.build_app(
+        app.parse_args(["--data", "mock", "--model", "test_efficientnet", "--weights", "random"])
+    )
+    assert isinstance(demo, gr.Blocks) and "max_file_size" in options
+    assert "test_efficientnet (random weights)" in demo.explorer_workspace.describe()
+
+
+def test_share_check_says_why_offline(monkeypatch):
+    def unreachable(*args, **kwargs):
+        raise OSError(-2, "Name or service not known")
+
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    reason = app.share_unavailable_reason(timeout_s=0.1)
+    assert reason is not None and "api.gradio.app" in reason and "offline" in reason
+
+
+def test_bad_data_flag_is_one_line_and_a_non_zero_exit(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        app.main(["--data", "no/such/folder"])
+    assert str(exit_info.value).startswith("error: Data source 'no/such/folder'")
