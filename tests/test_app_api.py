@@ -106,3 +106,10 @@ def test_search_with_a_dataset_image_finds_it_first(client, workspace):
 def test_search_without_image_asks_for_one(client):
     with pytest.raises(AppError, match="upload an image"):
         client.predict(None, 3, api_name="/search")
+
+
+def test_search_with_a_file_that_is_not_an_image_names_it(client, tmp_path):
+    not_an_image = tmp_path / "notes.png"
+    not_an_image.write_text("these are words, not pixels")
+    with pytest.raises(AppError, match=r"cannot identify image file .*notes\.png"):
+        client.predict(handle_file(str(not_an_image)), 3, api_name="/search")

@@ -87,12 +87,14 @@ def _reporter(progress: gr.Progress) -> Callable[[float, str], None]:
 
 
 def launch_options() -> dict[str, Any]:
-    """`launch()` settings the app needs wherever it runs: the upload cap.
+    """`launch()` settings the app needs wherever it runs.
 
-    No `allowed_paths`: pictures are rendered on the server and every file a handler returns is copied into
+    Upload cap; `show_error` so that input Gradio itself cannot decode (a file that is not an image) reaches the
+    user as its reason rather than a generic failure (our handlers already turn errors into messages). No
+    `allowed_paths`: pictures are rendered on the server and every file a handler returns is copied into
     Gradio's own cache, so the app serves nothing from the dataset folder or the workspace cache directly.
     """
-    return {"max_file_size": MAX_UPLOAD_SIZE}
+    return {"max_file_size": MAX_UPLOAD_SIZE, "show_error": True}
 
 
 def build_demo(workspace: Workspace) -> gr.Blocks:
@@ -283,7 +285,7 @@ def build_demo(workspace: Workspace) -> gr.Blocks:
             with gr.Tab("Search", id="search"):
                 with gr.Row():
                     search_image = gr.Image(
-                        type="pil",
+                        type="filepath",  # no copy per search: the workspace reads Gradio's upload in place
                         label="Image to search with",
                         sources=["upload", "clipboard"],
                         elem_id="search-image",
@@ -357,7 +359,7 @@ def build_demo(workspace: Workspace) -> gr.Blocks:
             return session.workspace.projection(method, color_by, _reporter(progress))
 
         @_user_errors
-        def search(session: WorkspaceSession, image: Image.Image | None, n_instances: int):
+        def search(session: WorkspaceSession, image: str | None, n_instances: int):
             return session.workspace.search(image, n_instances)
 
         @_user_errors

@@ -431,17 +431,20 @@ class Workspace:
 
     # -- search ------------------------------------------------------------------------------------------
 
-    def search(self, image: Image.Image | None, n_instances: int) -> tuple[Image.Image, pd.DataFrame]:
-        """Nearest gallery items of an uploaded image, as a picture and a table with distances and labels."""
-        if image is None:
+    def search(self, image: str | Path | Image.Image | None, n_instances: int) -> tuple[Image.Image, pd.DataFrame]:
+        """Nearest gallery items of an uploaded image (a file path, as the app passes it, or an in-memory image),
+        as a picture and a table with distances and labels."""
+        if image is None or (not isinstance(image, Image.Image) and not str(image).strip()):
             raise WorkspaceInputError("No image given: upload an image to search with.")
         n_instances = check_count("n_instances", n_instances, 1, self.max_instances())
-        upload = self.cache_dir / "uploads" / f"{uuid.uuid4().hex}.png"
-        upload.parent.mkdir(parents=True, exist_ok=True)
-        image.convert("RGB").save(upload)
-        embedding = embed_image(self.extractor, read_image(upload))
+        if isinstance(image, Image.Image):  # from Python: keep a copy so the picture can show it
+            upload = self.cache_dir / "uploads" / f"{uuid.uuid4().hex}.png"
+            upload.parent.mkdir(parents=True, exist_ok=True)
+            image.convert("RGB").save(upload)
+            image = upload
+        embedding = embed_image(self.extractor, read_image(image))  # a non-image file: a message naming it
         return self._nearest_gallery(
-            embedding, Tile(str(upload), None, C.QUERY_COLOR, ("Query", "upload")), n_instances
+            embedding, Tile(str(image), None, C.QUERY_COLOR, ("Query", Path(image).name)), n_instances
         )
 
     def _nearest_gallery(
