@@ -17,7 +17,6 @@ from explorer.viz.projection import (
     projection_figure,
     projection_frame,
     save_projection,
-    warm_up_umap,
 )
 
 
@@ -277,10 +276,3 @@ def test_real_umap_separates_clusters_and_reports_epoch_progress():
     assert (labels[nearest.argmin(axis=1)] == labels).mean() > 0.95
     assert len(fractions) > 3 and fractions == sorted(fractions) and fractions[-1] == 1.0
     np.testing.assert_array_equal(projection.calc_umap_projection(embeddings), coords)  # seeded: deterministic
-
-
-def test_warm_up_umap_starts_one_background_thread():
-    thread = warm_up_umap()
-    assert warm_up_umap() is thread and thread.daemon
-    thread.join(timeout=300)
-    assert not thread.is_alive()

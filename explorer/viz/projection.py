@@ -1,8 +1,8 @@
 """2-D projections of embeddings (PCA, UMAP) and their interactive plotly figure.
 
 PCA is instant; UMAP takes seconds and its first call in a process compiles numba code (~20 s), so results are
-cached in memory and on disk, keyed by the embeddings' bytes and the parameters, and `warm_up_umap` lets the app
-pay the compile cost in the background at start-up.
+cached in memory and on disk, keyed by the embeddings' bytes and the parameters (the app computes its default
+workspace's UMAP in the background at start-up, which also pays the compile cost).
 """
 
 from __future__ import annotations
@@ -49,8 +49,6 @@ _CACHE_FORMAT_VERSION = 2
 
 _memory_cache: OrderedDict[str, np.ndarray] = OrderedDict()
 _memory_cache_lock = threading.Lock()
-_warm_up_thread: threading.Thread | None = None
-_warm_up_lock = threading.Lock()
 
 
 class _EpochProgressStream:
@@ -252,24 +250,6 @@ def clear_memory_cache() -> None:
     """Forget projections held in memory (the disk cache stays)."""
     with _memory_cache_lock:
         _memory_cache.clear()
-
-
-def warm_up_umap() -> threading.Thread:
-    """Import umap-learn and run it once on tiny data in a daemon thread, so numba compiles before the user asks.
-
-    Safe to call many times: only the first call starts a thread; later calls return the same one.
-    """
-    global _warm_up_thread
-    with _warm_up_lock:
-        if _warm_up_thread is None:
-            _warm_up_thread = threading.Thread(target=_run_tiny_umap, name="umap-warm-up", daemon=True)
-            _warm_up_thread.start()
-        return _warm_up_thread
-
-
-def _run_tiny_umap() -> None:
-    tiny = np.random.default_rng(0).normal(size=(32, 8)).astype(np.float32)
-    calc_umap_projection(tiny, progress=lambda fraction, message: None)  # a silent progress keeps the console clean
 
 
 def projection_figure(
