@@ -367,8 +367,8 @@ def build_demo(workspace: Workspace) -> gr.Blocks:
             return session.workspace.item_row(item_id, n_instances)
 
         @_user_errors
-        def open_worst_row(session: WorkspaceSession, table: pd.DataFrame, n_instances: int, event: gr.SelectData):
-            query_id = int(table.iloc[event.index[0]]["query id"])
+        def open_worst_row(session: WorkspaceSession, n_instances: int, event: gr.SelectData):
+            query_id = int(event.row_value[0])  # the clicked row's own "query id", also after the user sorts
             return gr.Tabs(selected="queries"), str(query_id), session.workspace.query_grid([query_id], n_instances)
 
         # Data and model switches write the header and a status line: their progress bars show there while
@@ -541,7 +541,7 @@ def build_demo(workspace: Workspace) -> gr.Blocks:
         # -- the rest of the UI -----------------------------------------------------------------------------
         worst_table.select(
             open_worst_row,
-            [session, worst_table, query_instances],
+            [session, query_instances],
             [tabs, query_ids, query_image],
             api_visibility="private",
         )
@@ -592,7 +592,7 @@ def build_demo(workspace: Workspace) -> gr.Blocks:
             [train_status, curve_loss, curve_active, curve_dist, curve_val],
             api_visibility="private",
             concurrency_id="training",
-            concurrency_limit=1,
+            concurrency_limit=HEAVY_CONCURRENCY,
         )
         then_refresh(training)
         train_cancel.click(cancel_training, session, None, api_visibility="private", concurrency_limit=None)
