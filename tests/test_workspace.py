@@ -324,6 +324,19 @@ def test_compare_before_training_says_to_train_first(shared):
         shared.compare()
 
 
+def test_a_result_computed_across_a_change_is_not_kept_for_the_new_state(session):
+    own = session.edit()
+    stale = []
+
+    def slow_compute():
+        own._invalidate()  # data or model changed while this was computing
+        stale.append(object())
+        return stale[-1]
+
+    assert own._cached(("probe",), slow_compute) is stale[0]  # the caller in flight still gets its answer
+    assert own._cached(("probe",), lambda: "fresh") == "fresh"  # but the new state computes its own
+
+
 def test_while_training_the_session_refuses_changes_and_closing_the_view_stops_the_run(shared):
     session = WorkspaceSession(shared)
     settings = TrainingSettings(epochs=200, lr=1e-3, n_labels=2, n_instances=2, image_size=TINY_IMAGE_SIZE)

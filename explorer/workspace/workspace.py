@@ -124,15 +124,20 @@ class Workspace:
         report(progress, 1.0, "ready")
 
     def _cached(self, key: tuple, compute: Callable[[], Any]) -> Any:
-        """Compute `key` once; concurrent callers of the same key wait for the first instead of repeating it."""
-        if key in self._derived:
-            return self._derived[key]
+        """Compute `key` once; concurrent callers of the same key wait for the first instead of repeating it.
+
+        The result goes into the cache of the state it was computed from: if data or model change meanwhile
+        (`_invalidate` swaps the cache), a late result is dropped with the old cache, never shown as the new one.
+        """
+        derived = self._derived
+        if key in derived:
+            return derived[key]
         with self._locks_guard:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
-            if key not in self._derived:
-                self._derived[key] = compute()
-            return self._derived[key]
+            if key not in derived:
+                derived[key] = compute()
+            return derived[key]
 
     # -- data --------------------------------------------------------------------------------------------
 
