@@ -203,7 +203,7 @@ def test_projection_rejects_an_unknown_colouring(shared):
 
 def test_item_row_of_a_query_is_its_evaluation_row(shared):
     query_item = int(shared.query_positions[2])
-    assert shared.item_row(query_item, 3).size == shared.query_grid("2", 3).size
+    assert np.array_equal(np.asarray(shared.item_row(query_item, 3)), np.asarray(shared.query_grid("2", 3)))
 
 
 def test_item_row_of_a_train_item_is_a_search_row_and_out_of_range_is_refused(shared):
@@ -369,6 +369,10 @@ def test_training_reports_each_epoch_then_compare_measures_against_the_base(shar
     expected = trained["OVERALL/map/5"] - base["OVERALL/map/5"]
     assert deltas.loc["OVERALL/map/5", "delta"] == pytest.approx(expected, abs=1e-4)  # shown to 4 decimals
     assert (result.improved["delta"] > 0).all() and (result.regressed["delta"] < 0).all()
+    change = own.per_query_values("OVERALL/map/5") - own.per_query_values("OVERALL/map/5", shared.evaluation())
+    best = np.sort(change[change > 0])[::-1][: len(result.improved)]
+    assert len(result.improved) == min(3, int((change > 0).sum()))  # the largest gains, as many as asked for
+    np.testing.assert_allclose(result.improved["delta"], np.round(best, 4))
 
 
 def test_cancelling_training_stops_it_before_the_requested_epochs(shared):
