@@ -255,6 +255,22 @@ def test_uploaded_zip_of_an_image_folder_becomes_the_dataset(session, tmp_path):
     own.load_uploaded_zip(archive)
     counts = dict(own.data_summary().values.tolist())
     assert counts["images"] == "12" and counts["labels"] == "4"
+    unpacked = own.dataset.root
+    assert unpacked.is_dir()
+    own.load_data("mock")  # the next dataset removes the unpacked upload
+    assert not unpacked.exists()
+
+
+def test_a_zip_that_fails_to_load_leaves_nothing_behind(session, tmp_path):
+    archive = tmp_path / "bad.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("data.csv", "label,path\n0,a.jpg\n")  # no split / is_query / is_gallery columns
+    own = session.edit()
+    uploads = own.cache_dir / "uploads"
+    before = set(uploads.iterdir()) if uploads.exists() else set()
+    with pytest.raises(ValueError, match="Missing required column"):
+        own.load_uploaded_zip(archive)
+    assert (set(uploads.iterdir()) if uploads.exists() else set()) == before
 
 
 def test_set_model_rejects_unknown_names_and_missing_checkpoints(session):

@@ -8,6 +8,7 @@ UI only asks for tables, images and figures.
 from __future__ import annotations
 
 import copy
+import shutil
 import threading
 import uuid
 from collections.abc import Callable, Sequence
@@ -71,6 +72,7 @@ class Workspace:
         self.metric_top_k: tuple[int, ...] = METRIC_TOP_K
         self.cache_dir = Path(cache_dir)
         self.read_only = False
+        self._upload_dir: Path | None = None  # the unpacked zip the current dataset lives in, if any
         self._derived: dict[tuple, Any] = {}
         self._locks: dict[tuple, threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -148,13 +150,29 @@ class Workspace:
         self.base = None
         self.training_history = None  # curves of a run on other data would mislead
         self._invalidate()
+        self._remove_upload()
 
     def load_uploaded_zip(self, zip_path: str | Path) -> None:
-        """Switch to a dataset uploaded as a zip: an image folder, or one CSV + the images it names."""
+        """Switch to a dataset uploaded as a zip: an image folder, or one CSV + the images it names.
+
+        The zip is unpacked into the app cache for as long as it is the session's dataset: a failed load or the
+        next dataset removes it again.
+        """
         self._check_writable()
-        root = unpack_upload(zip_path, self.cache_dir / "uploads" / uuid.uuid4().hex)
-        source = dataset_source_in(root)
-        self.load_data(str(source), str(root) if source.is_file() else None)
+        target = self.cache_dir / "uploads" / uuid.uuid4().hex
+        try:
+            root = unpack_upload(zip_path, target)
+            source = dataset_source_in(root)
+            self.load_data(str(source), str(root) if source.is_file() else None)
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            raise
+        self._upload_dir = target
+
+    def _remove_upload(self) -> None:
+        if self._upload_dir is not None:
+            shutil.rmtree(self._upload_dir, ignore_errors=True)
+            self._upload_dir = None
 
     @property
     def df(self) -> pd.DataFrame:
