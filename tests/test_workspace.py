@@ -353,6 +353,21 @@ def test_a_result_computed_across_a_change_is_not_kept_for_the_new_state(session
     assert own._cached(("probe",), lambda: "fresh") == "fresh"  # but the new state computes its own
 
 
+def test_a_cancel_pressed_while_the_run_waits_stops_it_and_only_it(shared):
+    session = WorkspaceSession(shared)
+    settings = TrainingSettings(epochs=1, lr=1e-3, n_labels=2, n_instances=2, image_size=TINY_IMAGE_SIZE)
+    session.arm_training()  # Train clicked; the run now waits in the queue
+    session.stop_training()  # Cancel clicked meanwhile
+    _, status = list(session.train(settings))[-1]
+    assert "No epoch finished" in status
+    _, status = list(session.train(settings))[-1]  # that Cancel is used up: the next run trains
+    assert status.startswith("Finished 1 epoch(s)")
+    session.stop_training()  # a Cancel with nothing queued or running ...
+    session.arm_training()  # ... is forgotten when Train is clicked next
+    _, status = list(session.train(settings))[-1]
+    assert status.startswith("Finished 1 epoch(s)")
+
+
 def test_while_training_the_session_refuses_changes_and_closing_the_view_stops_the_run(shared):
     session = WorkspaceSession(shared)
     settings = TrainingSettings(epochs=200, lr=1e-3, n_labels=2, n_instances=2, image_size=TINY_IMAGE_SIZE)

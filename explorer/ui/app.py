@@ -576,6 +576,8 @@ def build_demo(workspace: Workspace) -> gr.Blocks:
         )
         model_download.click(download_checkpoint, session, model_file, api_visibility="private")
         training = train_start.click(
+            WorkspaceSession.arm_training, session, None, queue=False, api_visibility="private"
+        ).then(
             train,
             [
                 session,

@@ -62,7 +62,6 @@ class WorkspaceSession:
         closing the generator (the browser went away).
         """
         workspace = self.edit()  # also refuses a second run while one is going
-        self._stop_training.clear()
         epochs: list[EpochRecord] = []
         outcome: list[TrainingResult | BaseException] = []
 
@@ -71,6 +70,8 @@ class WorkspaceSession:
                 outcome.append(workspace.train(settings, progress, self._stop_training.is_set, epochs.append))
             except BaseException as error:  # re-raised in the caller's thread below
                 outcome.append(error)
+            finally:
+                self._stop_training.clear()  # a Cancel ends one run, never the next
 
         worker = threading.Thread(target=contextvars.copy_context().run, args=(run,), name="training", daemon=True)
         self._training = worker
@@ -95,6 +96,12 @@ class WorkspaceSession:
                 " The views now use the trained extractor; Compare shows it against the one before training."
             )
         yield history_frame(result.history), status
+
+    def arm_training(self) -> None:
+        """Forget a Cancel pressed while nothing was queued or running; called when Train is clicked, so a
+        Cancel pressed while the run still waits in the queue is kept and stops it as soon as it starts."""
+        if not self.training_running:
+            self._stop_training.clear()
 
     def stop_training(self) -> None:
         self._stop_training.set()
