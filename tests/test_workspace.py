@@ -14,9 +14,11 @@ from PIL import Image
 from tiny_workspace import TINY_IMAGE_SIZE, TINY_MODEL, build_tiny_workspace
 
 from explorer import const as C
+from explorer.checks import check_count
+from explorer.errors import InputError
 from explorer.training.train import TrainingSettings
-from explorer.workspace import WorkspaceInputError, WorkspaceSession
-from explorer.workspace.inputs import MAX_QUERIES_PER_GRID, check_count, parse_query_ids, training_settings
+from explorer.workspace import WorkspaceSession
+from explorer.workspace.inputs import MAX_QUERIES_PER_GRID, parse_query_ids, training_settings
 from explorer.workspace.tables import training_curves
 from explorer.workspace.uploads import unpack_upload
 
@@ -52,29 +54,29 @@ def test_parse_query_ids_accepts_commas_and_spaces_and_drops_repeats():
     ],
 )
 def test_parse_query_ids_rejects_bad_input_with_the_valid_range(text, message):
-    with pytest.raises(WorkspaceInputError, match=message):
+    with pytest.raises(InputError, match=message):
         parse_query_ids(text, 10)
 
 
 def test_parse_query_ids_caps_how_many_are_shown_at_once():
-    with pytest.raises(WorkspaceInputError, match=f"at most {MAX_QUERIES_PER_GRID}"):
+    with pytest.raises(InputError, match=f"at most {MAX_QUERIES_PER_GRID}"):
         parse_query_ids(list(range(MAX_QUERIES_PER_GRID + 1)), 100)
 
 
 def test_check_count_gives_the_allowed_range():
     assert check_count("n_instances", 3.0, 1, 5) == 3
-    with pytest.raises(WorkspaceInputError, match="n_instances must be between 1 and 5, got 9"):
+    with pytest.raises(InputError, match="n_instances must be between 1 and 5, got 9"):
         check_count("n_instances", 9, 1, 5)
-    with pytest.raises(WorkspaceInputError, match="whole number"):
+    with pytest.raises(InputError, match="whole number"):
         check_count("n_instances", 2.5, 1, 5)
     for odd in (None, float("inf"), float("nan"), "3"):
-        with pytest.raises(WorkspaceInputError, match="whole number"):
+        with pytest.raises(InputError, match="whole number"):
             check_count("n_instances", odd, 1, 5)
     assert check_count("n_instances", np.int64(4), 1, 5) == 4
 
 
 def test_no_query_ids_at_all_is_a_clear_message():
-    with pytest.raises(WorkspaceInputError, match="No query ids given"):
+    with pytest.raises(InputError, match="No query ids given"):
         parse_query_ids(None, 10)
 
 
@@ -82,7 +84,7 @@ def test_unpack_upload_refuses_members_outside_the_archive(tmp_path):
     archive = tmp_path / "evil.zip"
     with zipfile.ZipFile(archive, "w") as zipped:
         zipped.writestr("../escaped.txt", "x")
-    with pytest.raises(WorkspaceInputError, match="points outside the archive"):
+    with pytest.raises(InputError, match="points outside the archive"):
         unpack_upload(archive, tmp_path / "out")
     assert not (tmp_path / "escaped.txt").exists()
 
@@ -90,7 +92,7 @@ def test_unpack_upload_refuses_members_outside_the_archive(tmp_path):
 def test_unpack_upload_refuses_a_file_that_is_not_a_zip(tmp_path):
     fake = tmp_path / "data.zip"
     fake.write_text("not a zip")
-    with pytest.raises(WorkspaceInputError, match="not a zip file"):
+    with pytest.raises(InputError, match="not a zip file"):
         unpack_upload(fake, tmp_path / "out")
 
 
@@ -146,9 +148,9 @@ def test_query_grid_has_one_row_per_query_and_a_column_per_instance(shared):
 
 
 def test_query_grid_out_of_range_names_the_valid_range(shared):
-    with pytest.raises(WorkspaceInputError, match=rf"valid ids are 0\.\.{shared.n_queries - 1}"):
+    with pytest.raises(InputError, match=rf"valid ids are 0\.\.{shared.n_queries - 1}"):
         shared.query_grid("0, 99", 3)
-    with pytest.raises(WorkspaceInputError, match=f"n_instances must be between 1 and {shared.max_instances()}"):
+    with pytest.raises(InputError, match=f"n_instances must be between 1 and {shared.max_instances()}"):
         shared.query_grid("0", 0)
 
 
@@ -162,7 +164,7 @@ def test_worst_queries_are_the_lowest_by_the_metric_ties_by_position(shared):
 
 
 def test_worst_queries_unknown_metric_lists_the_choices(shared):
-    with pytest.raises(WorkspaceInputError, match="Unknown metric 'map@5'.*OVERALL/map/5"):
+    with pytest.raises(InputError, match="Unknown metric 'map@5'.*OVERALL/map/5"):
         shared.worst_queries("map@5", 3, 3)
 
 
@@ -197,7 +199,7 @@ def test_projection_hit_at_1_is_known_for_queries_only(shared):
 
 
 def test_projection_rejects_an_unknown_colouring(shared):
-    with pytest.raises(WorkspaceInputError, match="color_by must be one of"):
+    with pytest.raises(InputError, match="color_by must be one of"):
         shared.projection("pca", "shoe size")
 
 
@@ -209,7 +211,7 @@ def test_item_row_of_a_query_is_its_evaluation_row(shared):
 def test_item_row_of_a_train_item_is_a_search_row_and_out_of_range_is_refused(shared):
     train_item = int(np.flatnonzero(shared.df[C.SPLIT_COLUMN] == C.TRAIN_SPLIT)[0])
     assert shared.item_row(train_item, 3).width > 0
-    with pytest.raises(WorkspaceInputError, match=rf"valid ids are 0\.\.{len(shared.df) - 1}"):
+    with pytest.raises(InputError, match=rf"valid ids are 0\.\.{len(shared.df) - 1}"):
         shared.item_row(len(shared.df), 3)
 
 
@@ -223,7 +225,7 @@ def test_search_with_a_gallery_image_finds_it_first_at_distance_zero(shared):
 
 
 def test_search_without_an_image_asks_for_one(shared):
-    with pytest.raises(WorkspaceInputError, match="upload an image"):
+    with pytest.raises(InputError, match="upload an image"):
         shared.search(None, 3)
 
 
@@ -277,7 +279,7 @@ def test_set_model_rejects_unknown_names_and_missing_checkpoints(session):
     own = session.edit()
     with pytest.raises(ValueError, match="Unknown architecture 'no_such_net'"):
         own.set_model("no_such_net", "random")
-    with pytest.raises(WorkspaceInputError, match="needs a checkpoint file"):
+    with pytest.raises(InputError, match="needs a checkpoint file"):
         own.set_model(TINY_MODEL, "checkpoint")
 
 
@@ -301,7 +303,7 @@ def test_a_broken_checkpoint_upload_is_named_without_the_server_folder(session, 
     upload = tmp_path / "server-upload-folder" / "mine.safetensors"
     upload.parent.mkdir()
     upload.write_bytes(b"not a checkpoint at all")
-    with pytest.raises(WorkspaceInputError, match="mine.safetensors") as info:
+    with pytest.raises(InputError, match="mine.safetensors") as info:
         session.edit().set_model(TINY_MODEL, "checkpoint", str(upload))
     assert "server-upload-folder" not in str(info.value)
 
@@ -322,8 +324,8 @@ def test_training_settings_from_the_train_tab_fields():
     [
         ((None, 1e-3, "adamw", 0.1, "all", 4, 2, 0), "epochs must be a whole number"),
         ((0, 1e-3, "adamw", 0.1, "all", 4, 2, 0), "epochs must be between 1 and"),
-        ((1, None, "adamw", 0.1, "all", 4, 2, 0), "learning rate must be a positive number"),
-        ((1, 1e-3, "adamw", -1, "all", 4, 2, 0), "margin must be 0 or more"),
+        ((1, None, "adamw", 0.1, "all", 4, 2, 0), r"learning rate \(lr\) must be a finite number above 0"),
+        ((1, 1e-3, "adamw", -1, "all", 4, 2, 0), r"margin \(None: soft margin\) must be 0 or more"),
         ((1, 1e-3, "adamw", None, "all", 4, 2, 0), "margin must be 0 or more .*or tick soft margin"),
         ((1, 1e-3, "lion", 0.1, "all", 4, 2, 0), "optimizer must be one of"),
         ((1, 1e-3, "adamw", 0.1, "all", 1, 2, 0), "n_labels must be between 2 and"),
@@ -331,12 +333,12 @@ def test_training_settings_from_the_train_tab_fields():
     ],
 )
 def test_training_settings_name_the_bad_field(fields, message):
-    with pytest.raises(WorkspaceInputError, match=message):
+    with pytest.raises(InputError, match=message):
         training_settings(*fields)
 
 
 def test_compare_before_training_says_to_train_first(shared):
-    with pytest.raises(WorkspaceInputError, match="train the extractor on the Train tab first"):
+    with pytest.raises(InputError, match="train the extractor on the Train tab first"):
         shared.compare()
 
 
@@ -375,7 +377,7 @@ def test_while_training_the_session_refuses_changes_and_closing_the_view_stops_t
     next(updates)  # the first epoch is done: the run is going
     assert session.training_running
     for change in (lambda: session.edit().load_data("mock"), lambda: list(session.train(settings))):
-        with pytest.raises(WorkspaceInputError, match="Training is running"):
+        with pytest.raises(InputError, match="Training is running"):
             change()
     updates.close()  # what Gradio does when the browser goes away
     session._training.join(timeout=60)

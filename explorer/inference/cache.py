@@ -22,8 +22,9 @@ from torch import nn
 
 from explorer.const import CACHE_ROOT
 from explorer.data.images import BBox
-from explorer.inference.embed import Progress, inference_on_images
+from explorer.inference.embed import inference_on_images
 from explorer.models.transforms import Transform
+from explorer.progress import Progress
 
 DEFAULT_CACHE_DIR = CACHE_ROOT / "embeddings"
 _fingerprints: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, str]] = weakref.WeakKeyDictionary()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -12,8 +12,7 @@ from tqdm.auto import tqdm
 
 from explorer.data.images import BBox, read_image
 from explorer.models.transforms import ImageReader, Transform
-
-Progress = Callable[[float, str], None]  # (fraction done, message), the project-wide progress convention
+from explorer.progress import Progress
 
 
 class ImagesDataset(Dataset):

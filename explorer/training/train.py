@@ -20,12 +20,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from explorer import const as C
+from explorer.checks import check_choice, check_count, check_number
 from explorer.data.datasets import DatasetQueryGallery, DatasetWithLabels
-from explorer.errors import InputError
-from explorer.inference.embed import Progress, inference_on_images
+from explorer.inference.embed import inference_on_images
 from explorer.metrics.evaluation import EvaluationResult, evaluate_embeddings
 from explorer.metrics.functional import CMC, MAP
 from explorer.models.extractor import ViTExtractor
+from explorer.progress import Progress
 from explorer.training.lightning import NonFiniteLossError, check_finite_loss
 from explorer.training.losses import TRIPLET_LOG_KEYS, TripletLossWithMiner
 from explorer.training.miners import AllTripletsMiner, HardTripletsMiner, NHardTripletsMiner, TripletsMiner
@@ -37,6 +38,10 @@ OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "sgd": torch.optim.SGD,
 }
 MINER_NAMES = ("all", "hard", "n_hard")
+MAX_EPOCHS = 200
+MAX_BATCH_LABELS = 1024
+MAX_BATCH_INSTANCES = 1024
+IMAGE_SIZE_RANGE = (32, 1024)  # training / inference resolution (None: the model's own)
 VAL_CMC_1 = C.METRIC_NAME_SEPARATOR.join((C.OVERALL_CATEGORIES_KEY, CMC, "1"))
 VAL_MAP_5 = C.METRIC_NAME_SEPARATOR.join((C.OVERALL_CATEGORIES_KEY, MAP, "5"))
 CANCELLED = "Cancelled by the user."
@@ -66,14 +71,25 @@ class TrainingSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise InputError(f"Unknown optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}.")
-        if self.miner not in MINER_NAMES:
-            raise InputError(f"Unknown miner {self.miner!r}: choose one of {', '.join(MINER_NAMES)}.")
-        if self.epochs < 1:
-            raise InputError(f"epochs must be at least 1, got {self.epochs}.")
-        if not self.lr > 0:
-            raise InputError(f"lr must be positive, got {self.lr}.")
+        """The one validation of training settings (app, CLI and Python alike): every field is checked and
+        normalised (30.0 -> 30), and a bad one is named with what it accepts, before any training starts."""
+        self.epochs = check_count("epochs", self.epochs, 1, MAX_EPOCHS)
+        self.lr = check_number("learning rate (lr)", self.lr, 0.0, strictly_above=True)
+        self.optimizer = check_choice("optimizer", self.optimizer, tuple(OPTIMIZERS))
+        self.weight_decay = check_number("weight decay", self.weight_decay, 0.0)
+        if self.margin is not None:
+            self.margin = check_number("margin (None: soft margin)", self.margin, 0.0)
+        self.miner = check_choice("miner", self.miner, MINER_NAMES)
+        self.max_output_triplets = check_count("max_output_triplets", self.max_output_triplets, 1)
+        self.n_hard_positive = check_count("n_hard_positive", self.n_hard_positive, 1)
+        self.n_hard_negative = check_count("n_hard_negative", self.n_hard_negative, 1)
+        self.n_labels = check_count("n_labels", self.n_labels, 2, MAX_BATCH_LABELS)
+        self.n_instances = check_count("n_instances", self.n_instances, 2, MAX_BATCH_INSTANCES)
+        if self.image_size is not None:
+            self.image_size = check_count("image size", self.image_size, *IMAGE_SIZE_RANGE)
+        self.num_workers = check_count("num_workers", self.num_workers, 0)
+        self.eval_batch_size = check_count("eval_batch_size", self.eval_batch_size, 1)
+        self.seed = check_count("seed", self.seed, 0)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -19,13 +19,13 @@ from PIL import Image
 
 from explorer.data.loading import BUILTIN_DATASETS
 from explorer.errors import InputError
+from explorer.training.train import IMAGE_SIZE_RANGE
 from explorer.ui.plotly_click import on_point_click, plotly_click
 from explorer.viz.projection import PROJECTION_METHODS
 from explorer.workspace import Workspace, WorkspaceSession
 from explorer.workspace.extractors import available_models
 from explorer.workspace.inputs import (
     COLOR_BY_CHOICES,
-    IMAGE_SIZE_RANGE,
     MAX_INSTANCES,
     MAX_QUERIES_PER_GRID,
     TRAIN_CHOICES,
@@ -41,7 +41,6 @@ MAX_UPLOAD_SIZE = "500mb"
 HEAVY_JOBS = "heavy"  # data/model switches and projections share this queue slot
 HEAVY_CONCURRENCY = 2
 VIEW_CONCURRENCY = 4
-DEFAULT_QUERY_IDS = "0, 1, 2"
 DEFAULT_INSTANCES = 5
 DEFAULT_WORST_COUNT = 4
 

@@ -8,8 +8,7 @@ rest is imported from the module that defines it.
 """
 
 from explorer.workspace.extractors import DEFAULT_MODEL
-from explorer.workspace.inputs import WorkspaceInputError
 from explorer.workspace.session import WorkspaceSession
 from explorer.workspace.workspace import DEFAULT_DATA, Workspace
 
-__all__ = ["DEFAULT_DATA", "DEFAULT_MODEL", "Workspace", "WorkspaceInputError", "WorkspaceSession"]
+__all__ = ["DEFAULT_DATA", "DEFAULT_MODEL", "Workspace", "WorkspaceSession"]

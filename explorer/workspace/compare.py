@@ -9,15 +9,15 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from explorer.checks import check_count
+from explorer.progress import Progress
 from explorer.workspace.inputs import (
     DEFAULT_WORST_METRIC,
     MAX_QUERIES_PER_GRID,
-    WorkspaceInputError,
-    check_count,
+    InputError,
     check_metric,
 )
 from explorer.workspace.pictures import render_rows, side_by_side
-from explorer.workspace.progress import Progress
 
 if TYPE_CHECKING:
     from explorer.workspace.workspace import Workspace
@@ -42,7 +42,7 @@ def compare_with_base(
     """Base vs trained extractor on the same queries: metric deltas and the most improved/regressed queries."""
     base = trained.base
     if base is None:
-        raise WorkspaceInputError(
+        raise InputError(
             "Nothing to compare yet: train the extractor on the Train tab first; Compare then shows the model "
             "before training (base) against the trained one."
         )

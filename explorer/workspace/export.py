@@ -12,8 +12,8 @@ import numpy as np
 
 from explorer import const as C
 from explorer.models import save_checkpoint
+from explorer.progress import Progress
 from explorer.viz.projection import projection_frame, save_projection
-from explorer.workspace.progress import Progress
 
 if TYPE_CHECKING:
     from explorer.workspace.workspace import Workspace

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from explorer.errors import InputError
 from explorer.models import OFFLINE_PRESET, PRESETS, CheckpointError, PretrainedWeightsUnavailable, ViTExtractor
-from explorer.workspace.inputs import WorkspaceInputError
 
 DEFAULT_MODEL = OFFLINE_PRESET
 
@@ -54,7 +54,7 @@ def load_extractor(choice: ModelChoice) -> Extractor:
     """Build the extractor a `ModelChoice` names, in eval mode, with its evaluation transform."""
     name = choice.name.strip()
     if not name:
-        raise WorkspaceInputError("No model given: pick a preset or type a timm name such as 'resnet18'.")
+        raise InputError("No model given: pick a preset or type a timm name such as 'resnet18'.")
     try:
         if choice.weights == "checkpoint":
             model = ViTExtractor(choice.checkpoint)
@@ -63,17 +63,17 @@ def load_extractor(choice: ModelChoice) -> Extractor:
         elif name in PRESETS or "." in name:
             model = ViTExtractor(name)
         else:
-            raise WorkspaceInputError(
+            raise InputError(
                 f"{name!r} is not a preset, so 'pretrained' needs timm's 'arch.tag' form (e.g. 'resnet18.a1_in1k', "
                 f"which downloads) or weights 'random'. Offline, use the preset {OFFLINE_PRESET!r}."
             )
     except PretrainedWeightsUnavailable as error:  # offline hub download: say so in the UI, not as a crash
-        raise WorkspaceInputError(str(error)) from error
+        raise InputError(str(error)) from error
     except CheckpointError as error:  # name the user's file, not the server folder its upload landed in
         message = str(error)
         if choice.checkpoint:
             message = message.replace(str(choice.checkpoint), Path(choice.checkpoint).name)
-        raise WorkspaceInputError(message) from error
+        raise InputError(message) from error
     if choice.weights == "checkpoint":  # the checkpoint, not the name field, says what the model is
         choice = replace(choice, name=model.preset or model.arch)
     if choice.image_size:

@@ -1,13 +1,12 @@
 """What the user may type or pick in the app, and the checks that turn it into values or a fixable message.
 
-Every check raises `WorkspaceInputError`, whose message says what was wrong, where, and what is accepted.
+Every check raises `explorer.errors.InputError`, whose message says what was wrong, where, and what is accepted.
 """
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Sequence
+from dataclasses import replace
 
 from explorer import const as C
 from explorer.errors import InputError
@@ -21,14 +20,6 @@ ALWAYS_TOP_K = (1, 5)  # hit@1 and map@5 colour the projection and rank worst qu
 TRAIN_CHOICES = {"optimizer": tuple(OPTIMIZERS), "miner": MINER_NAMES}
 MAX_QUERIES_PER_GRID = 30
 MAX_INSTANCES = 30
-MAX_EPOCHS = 200
-MAX_BATCH_LABELS = 1024
-MAX_BATCH_INSTANCES = 1024
-IMAGE_SIZE_RANGE = (32, 1024)  # training / inference resolution the Train tab accepts (0 or empty: the model's own)
-
-
-class WorkspaceInputError(InputError):
-    """Input the user can fix: the message says what was wrong, where, and what is accepted."""
 
 
 # What the Train tab starts with: a run that shows a clear gain on the built-in shapes data in about a CPU minute
@@ -42,25 +33,23 @@ def parse_query_ids(text: str | Sequence[int], n_queries: int) -> list[int]:
         text = ""
     tokens = text.replace(",", " ").split() if isinstance(text, str) else [str(t) for t in text]
     if not tokens:
-        raise WorkspaceInputError(
-            f"No query ids given: enter ids such as '0, 3, 7' (valid ids are 0..{n_queries - 1})."
-        )
+        raise InputError(f"No query ids given: enter ids such as '0, 3, 7' (valid ids are 0..{n_queries - 1}).")
     ids = []
     for token in tokens:
         try:
             ids.append(int(token))
         except ValueError:
-            raise WorkspaceInputError(
+            raise InputError(
                 f"Query id {token!r} is not an integer: enter ids such as '0, 3, 7' (valid ids are 0..{n_queries - 1})."
             ) from None
     out_of_range = [i for i in ids if not 0 <= i < n_queries]
     if out_of_range:
-        raise WorkspaceInputError(
+        raise InputError(
             f"Query id {out_of_range[0]} is out of range: this dataset has {n_queries} queries, "
             f"valid ids are 0..{n_queries - 1}."
         )
     if len(ids) > MAX_QUERIES_PER_GRID:
-        raise WorkspaceInputError(f"{len(ids)} query ids given: show at most {MAX_QUERIES_PER_GRID} at once.")
+        raise InputError(f"{len(ids)} query ids given: show at most {MAX_QUERIES_PER_GRID} at once.")
     return list(dict.fromkeys(ids))
 
 
@@ -69,38 +58,17 @@ def parse_top_k(text: str) -> tuple[int, ...]:
     values = []
     for token in text.replace(",", " ").split():
         if not token.isdigit() or int(token) < 1:
-            raise WorkspaceInputError(f"k must be a positive whole number such as '1, 5, 10', got {token!r}.")
+            raise InputError(f"k must be a positive whole number such as '1, 5, 10', got {token!r}.")
         values.append(int(token))
     if not values:
-        raise WorkspaceInputError("Give at least one k, such as '1, 5, 10'.")
+        raise InputError("Give at least one k, such as '1, 5, 10'.")
     return tuple(sorted(set(values) | set(ALWAYS_TOP_K)))
-
-
-def check_count(name: str, value: float | int | None, low: int, high: int) -> int:
-    """An integer setting such as n_instances within [low, high], or a message that gives the range."""
-    if (
-        not isinstance(value, numbers.Real)
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or float(value) != int(value)
-    ):
-        raise WorkspaceInputError(f"{name} must be a whole number between {low} and {high}, got {value!r}.")
-    if not low <= int(value) <= high:
-        raise WorkspaceInputError(f"{name} must be between {low} and {high}, got {int(value)}.")
-    return int(value)
-
-
-def check_choice(name: str, value: str, choices: Sequence[str]) -> str:
-    """`value` when it is one of `choices`, else a message that lists them."""
-    if value not in choices:
-        raise WorkspaceInputError(f"{name} must be one of {', '.join(choices)}, got {value!r}.")
-    return value
 
 
 def check_metric(metric_name: str, names: Sequence[str]) -> str:
     """`metric_name` when the evaluation has it as a per-query metric, else a message that lists those."""
     if metric_name not in names:
-        raise WorkspaceInputError(f"Unknown metric {metric_name!r}: choose one of {', '.join(names)}.")
+        raise InputError(f"Unknown metric {metric_name!r}: choose one of {', '.join(names)}.")
     return metric_name
 
 
@@ -115,23 +83,21 @@ def training_settings(
     image_size: float | None,
     soft_margin: bool = False,
 ) -> TrainingSettings:
-    """The Train tab's fields as `TrainingSettings`; an empty or out-of-range field gets a message naming it.
+    """The Train tab's fields as `TrainingSettings` (which validates them, naming a bad field).
 
     `soft_margin` selects the soft-margin triplet loss (the margin field is then ignored); an empty or 0 image
     size keeps the model's own size.
     """
-    if lr is None or not float(lr) > 0:
-        raise WorkspaceInputError(f"learning rate must be a positive number such as 0.0001, got {lr!r}.")
-    if not soft_margin and (margin is None or float(margin) < 0):
-        raise WorkspaceInputError(f"margin must be 0 or more such as 0.2 (or tick soft margin), got {margin!r}.")
-    size = None if not image_size else check_count("image size", image_size, *IMAGE_SIZE_RANGE)
-    return TrainingSettings(
-        epochs=check_count("epochs", epochs, 1, MAX_EPOCHS),
-        lr=float(lr),
-        optimizer=check_choice("optimizer", optimizer, TRAIN_CHOICES["optimizer"]),
-        margin=None if soft_margin else float(margin),
-        miner=check_choice("miner", miner, TRAIN_CHOICES["miner"]),
-        n_labels=check_count("n_labels", n_labels, 2, MAX_BATCH_LABELS),
-        n_instances=check_count("n_instances", n_instances, 2, MAX_BATCH_INSTANCES),
-        image_size=size,
+    if not soft_margin and margin is None:
+        raise InputError("margin must be 0 or more such as 0.2 (or tick soft margin), got an empty field.")
+    return replace(
+        TRAIN_DEFAULTS,
+        epochs=epochs,
+        lr=lr,
+        optimizer=optimizer,
+        margin=None if soft_margin else margin,
+        miner=miner,
+        n_labels=n_labels,
+        n_instances=n_instances,
+        image_size=image_size or None,
     )

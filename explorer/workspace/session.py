@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pandas as pd
 
+from explorer.errors import InputError
+from explorer.progress import Progress
 from explorer.training.train import EpochRecord, TrainingResult, TrainingSettings, history_frame
-from explorer.workspace.inputs import WorkspaceInputError
-from explorer.workspace.progress import Progress
 from explorer.workspace.workspace import Workspace
 
 
@@ -46,7 +46,7 @@ class WorkspaceSession:
         Refused while this session trains: the run would otherwise finish onto data or a model changed under it.
         """
         if self.training_running:
-            raise WorkspaceInputError(
+            raise InputError(
                 "Training is running in this session: cancel it (Train tab) or wait for it to finish before "
                 "changing the data, the model or the metrics."
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from explorer.workspace.inputs import WorkspaceInputError
+from explorer.errors import InputError
 
 MAX_UPLOAD_UNPACKED_BYTES = 4 * 1024**3  # a zip that unpacks beyond this is refused (zip-bomb guard)
 MAX_UPLOAD_MEMBERS = 200_000
@@ -18,19 +18,15 @@ def unpack_upload(zip_path: str | Path, destination: Path) -> Path:
     """
     zip_path = Path(zip_path)
     if not zipfile.is_zipfile(zip_path):
-        raise WorkspaceInputError(
-            f"{zip_path.name} is not a zip file: upload a .zip of an image folder or a CSV + images."
-        )
+        raise InputError(f"{zip_path.name} is not a zip file: upload a .zip of an image folder or a CSV + images.")
     destination.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(zip_path) as archive:
         members = [m for m in archive.infolist() if not m.is_dir()]
         if len(members) > MAX_UPLOAD_MEMBERS:
-            raise WorkspaceInputError(
-                f"The zip holds {len(members):,} files; at most {MAX_UPLOAD_MEMBERS:,} are accepted."
-            )
+            raise InputError(f"The zip holds {len(members):,} files; at most {MAX_UPLOAD_MEMBERS:,} are accepted.")
         unpacked = sum(m.file_size for m in members)
         if unpacked > MAX_UPLOAD_UNPACKED_BYTES:
-            raise WorkspaceInputError(
+            raise InputError(
                 f"The zip unpacks to {unpacked / 1024**3:.1f} GiB; at most {MAX_UPLOAD_UNPACKED_BYTES / 1024**3:.0f} GiB "
                 "are accepted. Load large datasets as a path on the server instead."
             )
@@ -38,9 +34,7 @@ def unpack_upload(zip_path: str | Path, destination: Path) -> Path:
         for member in members:
             target = (root / member.filename).resolve()
             if not target.is_relative_to(root):
-                raise WorkspaceInputError(
-                    f"The zip member {member.filename!r} points outside the archive; refusing it."
-                )
+                raise InputError(f"The zip member {member.filename!r} points outside the archive; refusing it.")
         archive.extractall(root)
     entries = [p for p in root.iterdir() if not p.name.startswith((".", "__MACOSX"))]
     return entries[0] if len(entries) == 1 and entries[0].is_dir() else root
@@ -51,5 +45,5 @@ def dataset_source_in(folder: Path) -> Path:
     csvs = sorted(folder.glob("*.csv"))
     if len(csvs) > 1:
         names = ", ".join(p.name for p in csvs)
-        raise WorkspaceInputError(f"The upload has several CSV files at its top level ({names}); keep exactly one.")
+        raise InputError(f"The upload has several CSV files at its top level ({names}); keep exactly one.")
     return csvs[0] if csvs else folder

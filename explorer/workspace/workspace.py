@@ -21,12 +21,14 @@ import torch
 from PIL import Image
 
 from explorer import const as C
+from explorer.checks import check_choice, check_count
 from explorer.data.images import read_image
 from explorer.data.loading import LoadedDataset, load_dataset
 from explorer.data.schema import bbox_of_row, resolve_path
 from explorer.inference import EmbeddingsCache
 from explorer.metrics.evaluation import EvaluationResult, evaluate_embeddings
 from explorer.metrics.functional import flatten_metrics
+from explorer.progress import Progress, report, scaled
 from explorer.training.train import EpochRecord, TrainingResult, TrainingSettings, train_extractor
 from explorer.viz.projection import PROJECTION_METHODS, compute_projection, projection_figure
 from explorer.viz.retrieval_layout import Tile
@@ -40,15 +42,12 @@ from explorer.workspace.inputs import (
     MAX_QUERIES_PER_GRID,
     METRIC_TOP_K,
     WEIGHT_CHOICES,
-    WorkspaceInputError,
-    check_choice,
-    check_count,
+    InputError,
     check_metric,
     parse_query_ids,
     parse_top_k,
 )
 from explorer.workspace.pictures import render_rows, render_search
-from explorer.workspace.progress import Progress, report, scaled
 from explorer.workspace.tables import metrics_frame
 from explorer.workspace.uploads import dataset_source_in, unpack_upload
 
@@ -247,7 +246,7 @@ class Workspace:
         """`wanted` when it is valid for this dataset, else the first three queries (after a data change)."""
         try:
             return ", ".join(map(str, parse_query_ids(wanted, self.n_queries)))
-        except WorkspaceInputError:
+        except InputError:
             return ", ".join(str(i) for i in range(min(3, self.n_queries)))
 
     def describe(self) -> str:
@@ -261,9 +260,9 @@ class Workspace:
         """Switch the extractor (preset/timm name + pretrained, random or an uploaded checkpoint)."""
         self._check_writable()
         if weights not in WEIGHT_CHOICES:
-            raise WorkspaceInputError(f"Weights must be one of {', '.join(WEIGHT_CHOICES)}, got {weights!r}.")
+            raise InputError(f"Weights must be one of {', '.join(WEIGHT_CHOICES)}, got {weights!r}.")
         if weights == "checkpoint" and not checkpoint:
-            raise WorkspaceInputError("Weights 'checkpoint' needs a checkpoint file: upload one first.")
+            raise InputError("Weights 'checkpoint' needs a checkpoint file: upload one first.")
         self.extractor = load_extractor(
             ModelChoice(name.strip(), weights, checkpoint if weights == "checkpoint" else None)
         )
@@ -395,7 +394,7 @@ class Workspace:
         """The retrieval row of any item (a clicked projection point): its evaluation row if it is a query,
         else its nearest validation gallery items (itself excluded)."""
         if not 0 <= int(item_id) < len(self.df):
-            raise WorkspaceInputError(f"Item id {item_id} is out of range: valid ids are 0..{len(self.df) - 1}.")
+            raise InputError(f"Item id {item_id} is out of range: valid ids are 0..{len(self.df) - 1}.")
         query_id = self.query_id_of_item(item_id)
         if query_id is not None:
             return self.query_grid([query_id], n_instances)
@@ -458,7 +457,7 @@ class Workspace:
         """Nearest gallery items of an uploaded image (a file path, as the app passes it, or an in-memory image),
         as a picture and a table with distances and labels."""
         if image is None or (not isinstance(image, Image.Image) and not str(image).strip()):
-            raise WorkspaceInputError("No image given: upload an image to search with.")
+            raise InputError("No image given: upload an image to search with.")
         n_instances = check_count("n_instances", n_instances, 1, self.max_instances())
         if isinstance(image, Image.Image):  # from Python: keep a copy so the picture can show it
             upload = self.cache_dir / "uploads" / f"{uuid.uuid4().hex}.png"
@@ -561,7 +560,5 @@ class Workspace:
 def _load_dataset(source: str, dataset_root: str | None) -> LoadedDataset:
     source = (source or "").strip()
     if not source:
-        raise WorkspaceInputError(
-            "No dataset given: pick a built-in name, a CSV or image-folder path, or upload a zip."
-        )
+        raise InputError("No dataset given: pick a built-in name, a CSV or image-folder path, or upload a zip.")
     return load_dataset(source, dataset_root=dataset_root or None)

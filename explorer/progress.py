@@ -1,4 +1,5 @@
-"""Progress reporting for long workspace jobs: an optional callable, and its scaling onto a job's stages."""
+"""The project's one progress convention: an optional `(fraction done, message)` callable, and its scaling
+onto the stages of a longer job. Core code reports through it; the CLI draws it as tqdm, the app as Gradio's bar."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ Progress = Callable[[float, str], None]
 
 
 def report(progress: Progress | None, fraction: float, message: str) -> None:
+    """Call `progress` when there is one (every long function takes `progress=None`)."""
     if progress is not None:
         progress(fraction, message)
 
