@@ -162,5 +162,44 @@ def test_all_problems_reported_at_once(root):
     assert "'split'" in message and "escape" in message
 
 
+def test_missing_files_reported_with_other_problems(root):
+    df = pd.DataFrame(good_rows())
+    df.loc[0, "split"] = "dev"
+    df.loc[3, ["is_query", "is_gallery"]] = [False, False]
+    df.loc[2, "path"] = "gone.png"
+    message = errors_of(df, root)
+    assert "'split'" in message and "neither query nor gallery" in message
+    assert "1 image file(s) not found" in message and "'gone.png'" in message
+
+
+def test_file_checks_run_when_required_columns_are_missing(root):
+    df = pd.DataFrame(good_rows()).drop(columns=["label", "is_query"])
+    df.loc[0, "path"] = "../outside.png"
+    df.loc[1, "path"] = "gone.png"
+    message = errors_of(df, root)
+    assert "Missing required column(s) 'label', 'is_query'" in message
+    assert "escape it" in message and "'../outside.png'" in message
+    assert "1 image file(s) not found" in message and "'gone.png'" in message
+
+
+def test_escaping_and_empty_paths_are_not_also_reported_missing(root):
+    df = pd.DataFrame(good_rows())
+    df.loc[0, "path"] = "../outside.png"
+    df.loc[1, "path"] = ""
+    message = errors_of(df, root)
+    assert "escape it" in message and "is empty in rows (0-based) 1" in message
+    assert "not found" not in message
+
+
+def test_bad_labels_and_boxes_with_missing_file_all_reported(root):
+    df = pd.DataFrame(good_rows()).assign(x_1=0, x_2=4, y_1=0, y_2=4)
+    df["label"] = df["label"].astype(object)
+    df.loc[0, "label"] = "cat"
+    df.loc[1, "x_1"] = 9
+    df.loc[3, "path"] = "gone.png"
+    message = errors_of(df, root)
+    assert "'label' must hold integers" in message and "x_1 < x_2" in message and "'gone.png'" in message
+
+
 def test_empty_dataframe(root):
     assert "empty" in errors_of(pd.DataFrame(columns=["label", "path"]), root)

@@ -82,7 +82,10 @@ class _Checker:
         self.errors: list[str] = []
         self.warnings: list[str] = []
 
-    def columns(self) -> bool:
+    def has(self, *columns: str) -> bool:
+        return all(c in self.df.columns for c in columns)
+
+    def columns(self) -> None:
         missing = [c for c in C.REQUIRED_COLUMNS if c not in self.df.columns]
         if missing:
             self.errors.append(
@@ -101,7 +104,6 @@ class _Checker:
             self.errors.append(
                 f"Bounding box needs all four columns {list(C.BBOX_COLUMNS)} or none; found only {bbox_present}."
             )
-        return not missing
 
     def labels(self) -> None:
         column = self.df[C.LABELS_COLUMN]
@@ -149,7 +151,8 @@ class _Checker:
                 "to True (both True compares the item against all others)."
             )
 
-    def paths(self) -> None:
+    def paths(self) -> pd.Series:
+        """Check the 'path' column; return the rows whose file may be looked for (non-empty, inside the root)."""
         self.df[C.PATHS_COLUMN] = self.df[C.PATHS_COLUMN].map(lambda p: "" if pd.isna(p) else str(p))
         paths = self.df[C.PATHS_COLUMN]
         empty = paths.str.strip() == ""
@@ -169,10 +172,12 @@ class _Checker:
                 f"Duplicate items (same path{' and box' if len(key_columns) > 1 else ''}) in {_rows(duplicated)}: "
                 f"{_first(paths[duplicated].unique())}. Each image (or crop) may appear once."
             )
+        return ~empty & ~escaping
 
-    def files(self) -> None:
-        resolved = self.df[C.PATHS_COLUMN].map(lambda p: resolve_path(p, self.root))
-        missing = ~resolved.map(Path.is_file)
+    def files(self, checkable: pd.Series) -> None:
+        exists = pd.Series(True, index=self.df.index)
+        exists[checkable] = self.df[C.PATHS_COLUMN][checkable].map(lambda p: resolve_path(p, self.root).is_file())
+        missing = ~exists
         if missing.any():
             self.errors.append(
                 f"{int(missing.sum())} image file(s) not found under dataset_root {self.root}, e.g. "
@@ -250,14 +255,18 @@ def validate_dataframe(df: pd.DataFrame, dataset_root: str | Path, check_files: 
     if df.empty:
         raise DatasetValidationError("The dataset is empty: the dataframe has no rows.")
     checker = _Checker(df, Path(dataset_root))
-    if checker.columns():
+    checker.columns()  # every check whose columns are present runs, so one error lists every problem
+    if checker.has(C.LABELS_COLUMN):
         checker.labels()
+    if checker.has(C.SPLIT_COLUMN):
         checker.splits()
-        checker.query_gallery()
-        checker.paths()
-        checker.bboxes()
-        if check_files and not checker.errors:
-            checker.files()
+        if checker.has(C.IS_QUERY_COLUMN, C.IS_GALLERY_COLUMN):
+            checker.query_gallery()
+    if checker.has(C.PATHS_COLUMN):
+        checkable = checker.paths()
+        if check_files:
+            checker.files(checkable)
+    checker.bboxes()
     if checker.errors:
         raise DatasetValidationError("Invalid dataset:\n- " + "\n- ".join(checker.errors))
     checker.train_labels()
