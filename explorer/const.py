@@ -34,6 +34,7 @@ IS_GALLERY_KEY = "is_gallery"
 CATEGORIES_KEY = "category"
 SEQUENCE_KEY = "sequence"
 EMBEDDINGS_KEY = "embeddings"
+EMBEDDING_COLUMN = "embedding"  # parquet column of one row's embedding: what the CLI's embed and the app's export write
 
 # --- metric naming ---
 OVERALL_CATEGORIES_KEY = "OVERALL"

@@ -94,8 +94,8 @@ def test_projection_bad_method_or_colouring_names_the_choices(client):
 
 
 def test_search_with_a_dataset_image_finds_it_first(client, workspace):
-    gallery_row = int(workspace.gallery_positions[0])
-    image, table = client.predict(handle_file(workspace.paths[gallery_row]), 3, api_name="/search")
+    gallery_row = int(workspace.items.gallery_items[0])
+    image, table = client.predict(handle_file(workspace.items.paths[gallery_row]), 3, api_name="/search")
     rows = _table_rows(table)
     assert Image.open(image).width > 0
     assert len(rows) == 3

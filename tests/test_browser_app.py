@@ -109,7 +109,7 @@ def test_clicking_a_projection_point_opens_its_retrieval_row(page, served):
     _open_tab(page, "Embeddings")
     page.wait_for_selector("#projection-plot .plotly-click-plot .main-svg", timeout=TIMEOUT_MS)
     coords = workspace.projection_coords("pca")
-    item = int(workspace.query_positions[0])
+    item = int(workspace.items.query_items[0])
     position = page.evaluate(
         """([x, y]) => {
             const plot = document.querySelector('#projection-plot .plotly-click-plot');
@@ -127,8 +127,8 @@ def test_clicking_a_projection_point_opens_its_retrieval_row(page, served):
 def test_uploading_an_image_searches_the_gallery(page, served):
     _, workspace = served
     _open_tab(page, "Search")
-    row = int(workspace.gallery_positions[3])
-    page.locator("#search-image input[type=file]").set_input_files(workspace.paths[row])
+    row = int(workspace.items.gallery_items[3])
+    page.locator("#search-image input[type=file]").set_input_files(workspace.items.paths[row])
     page.wait_for_selector("#search-image img", timeout=TIMEOUT_MS)
     page.locator("#search-run").click()
     _wait_new_image(page, "search-result", None)
@@ -169,7 +169,7 @@ def image_folder_zip(served, tmp_path_factory) -> Path:
     archive = tmp_path_factory.mktemp("zips") / "pets.zip"
     labels = workspace.df[C.LABELS_COLUMN].to_numpy()
     with zipfile.ZipFile(archive, "w") as zipped:
-        for row, path in enumerate(workspace.paths):
+        for row, path in enumerate(workspace.items.paths):
             if labels[row] in sorted(set(labels))[:3]:
                 zipped.write(path, f"pets/class_{labels[row]}/{row}{Path(path).suffix}")
     return archive
@@ -294,7 +294,7 @@ def test_export_files_download_and_are_valid(page, served, tmp_path):
 
 def test_the_app_serves_no_arbitrary_files(page, served):
     url, workspace = served
-    dataset_image = workspace.paths[0]  # rendered server-side: never served as a file
+    dataset_image = workspace.items.paths[0]  # rendered server-side: never served as a file
     for path in ("/etc/passwd", str(Path(__file__).resolve()), dataset_image):
         assert page.request.get(f"{url.rstrip('/')}/gradio_api/file={path}").status in (403, 404)
     assert page.request.get(f"{url.rstrip('/')}/{plotly_js_url()}").status == 200

@@ -201,3 +201,25 @@ def test_collapsed_and_duplicate_embeddings_keep_exact_ties_without_scanning_per
     clusters = torch.randn(10, 16, generator=g)[torch.randint(0, 10, (n,), generator=g)]
     result = retrieve(clusters, labels, flags, flags, top_n=top_n, chunk_size=64)
     assert_matches_naive(result, naive_retrieve(clusters, labels, flags, flags, None, top_n))
+
+
+def test_search_gallery_orders_by_distance_then_position_and_excludes_itself():
+    from explorer.retrieval.search import search_gallery
+
+    gallery = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [3.0, 0.0]], dtype=np.float32)
+    # query at the origin: gallery 0 is itself (excluded); 1 and 2 tie at distance 1 -> lower position first
+    result = search_gallery(np.zeros(2, np.float32), gallery, 3, gallery_ids=np.array([10, 11, 12, 13]), exclude=[0])
+    retrieved, distances, relevant = result.row(0)
+    assert retrieved.tolist() == [1, 2, 3]
+    assert result.gallery_ids[retrieved].tolist() == [11, 12, 13]
+    assert distances.tolist() == pytest.approx([1.0, 1.0, 3.0])
+    assert not relevant.any()  # no labels given: the query's label is unknown
+
+
+def test_search_gallery_marks_relevance_from_labels():
+    from explorer.retrieval.search import search_gallery
+
+    gallery = np.array([[1.0, 0.0], [2.0, 0.0], [4.0, 0.0]], dtype=np.float32)
+    result = search_gallery(np.zeros((1, 2), np.float32), gallery, 3, labels=(["b"], ["a", "b", "b"]))
+    assert result.row(0)[2].tolist() == [False, True, True]
+    assert int(result.n_gt[0]) == 2

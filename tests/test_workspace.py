@@ -160,7 +160,7 @@ def test_worst_queries_are_the_lowest_by_the_metric_ties_by_position(shared):
     expected = np.lexsort((np.arange(len(values)), values))[:4]
     assert table["query id"].tolist() == expected.tolist()
     assert table["OVERALL/map/5"].tolist() == pytest.approx(np.round(values[expected], 4).tolist())
-    assert table["item id"].tolist() == shared.query_positions[expected].tolist()
+    assert table["item id"].tolist() == shared.items.query_items[expected].tolist()
 
 
 def test_worst_queries_unknown_metric_lists_the_choices(shared):
@@ -204,7 +204,7 @@ def test_projection_rejects_an_unknown_colouring(shared):
 
 
 def test_item_row_of_a_query_is_its_evaluation_row(shared):
-    query_item = int(shared.query_positions[2])
+    query_item = int(shared.items.query_items[2])
     assert np.array_equal(np.asarray(shared.item_row(query_item, 3)), np.asarray(shared.query_grid("2", 3)))
 
 
@@ -216,8 +216,8 @@ def test_item_row_of_a_train_item_is_a_search_row_and_out_of_range_is_refused(sh
 
 
 def test_search_with_a_gallery_image_finds_it_first_at_distance_zero(shared):
-    row = int(shared.gallery_positions[5])
-    picture, table = shared.search(Image.open(shared.paths[row]), 4)
+    row = int(shared.items.gallery_items[5])
+    picture, table = shared.search(Image.open(shared.items.paths[row]), 4)
     assert table["item id"].iloc[0] == row
     assert table["distance"].iloc[0] == pytest.approx(0.0, abs=1e-3)
     assert table["distance"].is_monotonic_increasing
@@ -234,9 +234,9 @@ def test_export_writes_embeddings_metrics_and_projection(shared):
     embeddings = np.load(files["embeddings.npy"])
     table = pd.read_parquet(files["embeddings.parquet"])
     assert embeddings.shape == shared.embeddings().shape
-    assert table[C.PATHS_COLUMN].tolist() == shared.paths
+    assert table[C.PATHS_COLUMN].tolist() == list(shared.items.paths)
     assert table[C.LABELS_COLUMN].tolist() == shared.df[C.LABELS_COLUMN].tolist()
-    assert np.allclose(np.stack(table[C.EMBEDDINGS_KEY].to_numpy()), embeddings)
+    assert np.allclose(np.stack(table[C.EMBEDDING_COLUMN].to_numpy()), embeddings)
     assert json.loads(files["metrics.json"].read_text())["metrics"]["OVERALL/map/5"] == pytest.approx(
         shared.evaluation().metrics_flat["OVERALL/map/5"]
     )
@@ -251,7 +251,7 @@ def test_uploaded_zip_of_an_image_folder_becomes_the_dataset(session, tmp_path):
     source = session.workspace
     archive = tmp_path / "upload.zip"
     with zipfile.ZipFile(archive, "w") as zipped:
-        for row, path in enumerate(source.paths[:12]):
+        for row, path in enumerate(source.items.paths[:12]):
             zipped.write(path, f"birds/class_{row % 4}/{row}.jpg")
     own = session.edit()
     own.load_uploaded_zip(archive)
@@ -402,7 +402,7 @@ def test_training_reports_each_epoch_then_compare_measures_against_the_base(shar
     expected = trained["OVERALL/map/5"] - base["OVERALL/map/5"]
     assert deltas.loc["OVERALL/map/5", "delta"] == pytest.approx(expected, abs=1e-4)  # shown to 4 decimals
     assert (result.improved["delta"] > 0).all() and (result.regressed["delta"] < 0).all()
-    change = own.per_query_values("OVERALL/map/5") - own.per_query_values("OVERALL/map/5", shared.evaluation())
+    change = own.per_query_values("OVERALL/map/5") - shared.evaluation().per_query_values("OVERALL/map/5")
     best = np.sort(change[change > 0])[::-1][: len(result.improved)]
     assert len(result.improved) == min(3, int((change > 0).sum()))  # the largest gains, as many as asked for
     np.testing.assert_allclose(result.improved["delta"], np.round(best, 4))

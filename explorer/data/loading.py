@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
@@ -11,8 +11,10 @@ import pandas as pd
 from explorer import const as C
 from explorer.data.digits import write_digits_dataset
 from explorer.data.folder import dataframe_from_image_folder
+from explorer.data.items import ItemIndex
 from explorer.data.schema import DatasetValidationError, validate_dataframe
 from explorer.data.shapes import CSV_NAME, download_mock_dataset, generate_shapes_dataset
+from explorer.progress import Progress
 
 # Built-in data: name -> (folder under the cache, generator settings). "shapes" is the app's default.
 SHAPES_SETTINGS = {"n_classes": 48, "images_per_class": 16, "image_size": 96, "seed": 0}
@@ -27,6 +29,11 @@ class LoadedDataset:
     root: Path
     name: str
     warnings: list[str] = field(default_factory=list)
+
+    @cached_property
+    def items(self) -> ItemIndex:
+        """Paths, boxes, labels and the validation / query / gallery item ids, computed once per dataset."""
+        return ItemIndex.from_frame(self.df, self.root)
 
     @property
     def train_df(self) -> pd.DataFrame:
@@ -56,7 +63,7 @@ def shapes_root(cache_root: Path = C.CACHE_ROOT) -> Path:
     return cache_root / f"shapes_{settings}"
 
 
-def _builtin(name: str, progress: Callable[[float, str], None] | None) -> tuple[pd.DataFrame, Path]:
+def _builtin(name: str, progress: Progress | None) -> tuple[pd.DataFrame, Path]:
     if name == "mock":
         df_train, df_val = download_mock_dataset(C.MOCK_DATASET_PATH)
         return pd.concat([df_train, df_val], ignore_index=True), C.MOCK_DATASET_PATH
@@ -84,7 +91,7 @@ def load_dataset(
     validation_fraction: float = 0.5,
     seed: int = 0,
     with_categories: bool = False,
-    progress: Callable[[float, str], None] | None = None,
+    progress: Progress | None = None,
 ) -> LoadedDataset:
     """Load a built-in name ("shapes", "mock", "digits"), an OML CSV, or an image folder, and validate it.
 

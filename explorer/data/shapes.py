@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from explorer import const as C
 from explorer.errors import InputError
+from explorer.progress import Progress
 
 FIGURES = ("rectangle", "circle", "triangle", "cross", "equal", "hat", "sign", "star")
 PATTERNS = ("solid", "outline", "stripes", "dots", "checker", "halves")
@@ -180,7 +181,7 @@ def _write_dataset(
     with_category: bool,
     cluttered: bool,
     query_gallery: Callable[[int], tuple[bool, bool]],
-    progress: Callable[[float, str], None] | None,
+    progress: Progress | None,
 ) -> pd.DataFrame:
     """Draw every class, split the classes half/half (train first), write images and df.csv."""
     root.mkdir(parents=True, exist_ok=True)
@@ -217,7 +218,7 @@ def generate_shapes_dataset(
     images_per_class: int = 16,
     image_size: int = 96,
     seed: int = 0,
-    progress: Callable[[float, str], None] | None = None,
+    progress: Progress | None = None,
 ) -> pd.DataFrame:
     """Write the configurable shapes dataset to `root` and return its dataframe (all splits).
 

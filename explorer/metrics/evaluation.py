@@ -57,22 +57,28 @@ class EvaluationResult:
     def n_gallery(self) -> int:
         return len(self.retrieval.gallery_ids)
 
-    def worst_queries(self, metric_name: str, n_queries: int) -> list[int]:
-        """Query positions with the lowest per-query value of a flat key such as "OVERALL/map/5"."""
+    def per_query_values(self, metric_name: str) -> np.ndarray:
+        """`[n_queries]` float64 values of a flat per-query key such as "OVERALL/map/5" or "<category>/cmc/1";
+        NaN for queries outside that category and where the value is undefined."""
         unreduced = flatten_metrics(self.metrics_unreduced)
         if metric_name not in unreduced:
             per_query = [k for k, v in unreduced.items() if isinstance(v, Tensor)]
             raise KeyError(f"No per-query metric {metric_name!r}; choose one of {per_query}.")
         values = unreduced[metric_name]
         if not isinstance(values, Tensor):
-            raise ValueError(f"{metric_name!r} is one number for the whole set, not per query: no worst queries.")
+            raise ValueError(f"{metric_name!r} is one number for the whole set, not per query.")
+        values = values.double().numpy()
         category = metric_name.split(C.METRIC_NAME_SEPARATOR)[0]
         if category == C.OVERALL_CATEGORIES_KEY:
-            positions = np.arange(self.n_queries)
-        else:
-            masks = {str(key): mask for key, mask in category_groups(self.query_categories)}
-            positions = np.flatnonzero(masks[category])
-        return [int(positions[i]) for i in select_worst(values, n_queries)]
+            return values
+        masks = {str(key): mask for key, mask in category_groups(self.query_categories)}
+        full = np.full(self.n_queries, np.nan)
+        full[masks[category]] = values
+        return full
+
+    def worst_queries(self, metric_name: str, n_queries: int) -> list[int]:
+        """Query positions with the lowest per-query value of a flat key (ties by position; undefined skipped)."""
+        return select_worst(torch.from_numpy(self.per_query_values(metric_name)), n_queries)
 
     def retrieval_for_queries(self, query_positions: Sequence[int], top_n: int) -> RetrievalResults:
         """Rows of the given queries with at least `top_n` items, searching again (for them only) if needed."""

@@ -49,6 +49,16 @@ def to_numpy(values: Any) -> np.ndarray:
     return np.asarray(list(values), dtype=object)
 
 
+def as_embedding_matrix(values: Tensor | np.ndarray, name: str) -> Tensor:
+    """A 2-D CPU float tensor [N, D] (float32 unless given float64), or a message naming `name`'s shape."""
+    matrix = torch.as_tensor(values).detach().cpu()
+    if matrix.ndim != 2:
+        raise ValueError(f"{name} must be 2-D [N, D], got shape {tuple(matrix.shape)}.")
+    if not matrix.is_floating_point() or matrix.dtype in (torch.float16, torch.bfloat16):
+        matrix = matrix.float()
+    return matrix
+
+
 def _to_bool(values: Any, name: str, n: int) -> np.ndarray:
     array = np.asarray(pd.Series(to_numpy(values).reshape(-1)).fillna(False).astype(bool))
     if len(array) != n:
@@ -89,11 +99,7 @@ def prepare_inputs(
     sequence: Any | None = None,
 ) -> RetrievalInputs:
     """Check shapes and split into queries and gallery; `sequence` None means every item is its own sequence."""
-    embeddings = torch.as_tensor(embeddings).detach().cpu()
-    if embeddings.ndim != 2:
-        raise ValueError(f"embeddings must be 2-D [N, D], got shape {tuple(embeddings.shape)}.")
-    if not embeddings.is_floating_point() or embeddings.dtype in (torch.float16, torch.bfloat16):
-        embeddings = embeddings.float()
+    embeddings = as_embedding_matrix(embeddings, "embeddings")
     n = embeddings.shape[0]
     label_codes = to_codes(labels, "labels")
     if len(label_codes) != n:
@@ -308,3 +314,45 @@ def retrieve(
     items with the query's label; ties in distance go to the lower gallery position.
     """
     return retrieve_prepared(prepare_inputs(embeddings, labels, is_query, is_gallery, sequence), top_n, chunk_size)
+
+
+def search_gallery(
+    queries: Tensor | np.ndarray,
+    gallery: Tensor | np.ndarray,
+    top_n: int,
+    gallery_ids: np.ndarray | None = None,
+    labels: tuple[Any, Any] | None = None,
+    exclude: Sequence[int] | np.ndarray | None = None,
+) -> RetrievalResults:
+    """The `top_n` nearest gallery items of new query embeddings (an uploaded image, any dataset item, a
+    selection), with the same exact, tie-aware search as evaluation.
+
+    `gallery_ids` name the gallery items in the results (default: their positions); `labels` = (query labels,
+    gallery labels) marks relevance (without them nothing is relevant: the query's label is unknown);
+    `exclude[q]` is a gallery position query q must never retrieve (the item itself), -1 for none.
+    """
+    queries = as_embedding_matrix(torch.as_tensor(queries).reshape(-1, np.shape(queries)[-1]), "queries")
+    gallery = as_embedding_matrix(gallery, "gallery")
+    queries = queries.to(gallery.dtype)
+    if queries.shape[1] != gallery.shape[1]:
+        raise ValueError(f"queries have {queries.shape[1]} dimensions but the gallery has {gallery.shape[1]}.")
+    n_queries, n_gallery = len(queries), len(gallery)
+    if labels is None:  # two distinct codes: no gallery item shares the query's label
+        query_labels, gallery_labels = np.ones(n_queries, np.int64), np.zeros(n_gallery, np.int64)
+    else:
+        codes = to_codes(np.concatenate([to_numpy(labels[0]), to_numpy(labels[1])]), "labels")
+        query_labels, gallery_labels = codes[:n_queries], codes[n_queries:]
+    # sequences do the exclusion: a query shares its code with the gallery item it must not retrieve
+    excluded = np.full(n_queries, -1) if exclude is None else np.asarray(exclude, dtype=np.int64)
+    query_sequences = np.where(excluded >= 0, excluded, n_gallery + np.arange(n_queries))
+    inputs = RetrievalInputs(
+        query_ids=np.arange(n_queries),
+        gallery_ids=np.arange(n_gallery) if gallery_ids is None else np.asarray(gallery_ids, dtype=np.int64),
+        query_embeddings=queries,
+        gallery_embeddings=gallery,
+        query_labels=query_labels,
+        gallery_labels=gallery_labels,
+        query_sequences=query_sequences,
+        gallery_sequences=np.arange(n_gallery),
+    )
+    return retrieve_prepared(inputs, top_n)

@@ -13,7 +13,7 @@ import re
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -24,10 +24,10 @@ from plotly.colors import qualitative
 from scipy.sparse.linalg import svds
 
 from explorer.const import LABELS_COLUMN, PATHS_COLUMN, SPLIT_COLUMN
+from explorer.progress import Progress
 
 ProjectionMethod = Literal["umap", "pca"]
 PROJECTION_METHODS: tuple[ProjectionMethod, ...] = ("umap", "pca")
-ProgressCallback = Callable[[float, str], None]
 
 UMAP_N_NEIGHBORS = 15
 UMAP_MIN_DIST = 0.1
@@ -56,7 +56,7 @@ class _EpochProgressStream:
 
     _COUNTS = re.compile(r"(\d+)/(\d+)")
 
-    def __init__(self, progress: ProgressCallback):
+    def __init__(self, progress: Progress):
         self._progress = progress
 
     def write(self, text: str) -> None:
@@ -69,7 +69,7 @@ class _EpochProgressStream:
         """tqdm flushes after each write; nothing is buffered here."""
 
 
-def _tqdm_kwds_reporting_to(progress: ProgressCallback | None) -> dict:
+def _tqdm_kwds_reporting_to(progress: Progress | None) -> dict:
     if progress is None:
         return {"disable": False, "desc": "UMAP epochs", "leave": False}
     return {
@@ -110,7 +110,7 @@ def calc_umap_projection(
     seed: int = 0,
     n_neighbors: int = UMAP_N_NEIGHBORS,
     min_dist: float = UMAP_MIN_DIST,
-    progress: ProgressCallback | None = None,
+    progress: Progress | None = None,
 ) -> np.ndarray:
     """UMAP to 2-D, [N, 2] float32; needs at least UMAP_MIN_ITEMS rows.
 
@@ -154,7 +154,7 @@ def compute_projection(
     embeddings: np.ndarray,
     method: ProjectionMethod,
     seed: int = 0,
-    progress: ProgressCallback | None = None,
+    progress: Progress | None = None,
     cache_dir: Path | None = None,
 ) -> np.ndarray:
     """2-D coordinates [N, 2] (float32) of `embeddings` [N, D], cached in memory and, if `cache_dir`, on disk.

@@ -77,3 +77,30 @@ def build_retrieval_layout(
             tiles.append(tile(int(retrieval.gallery_ids[position]), C.GT_COLOR, "GT"))
         rows.append(tuple(tiles))
     return RetrievalLayout(tuple(rows))
+
+
+def build_search_layout(
+    query: Tile,
+    retrieval: RetrievalResults,
+    paths: Sequence[str],
+    bboxes: Sequence[BBox | None],
+    labels: Sequence,
+    n_instances: int,
+    judged: bool,
+) -> RetrievalLayout:
+    """One row: `query`, then the first row of `retrieval` (a gallery search), titled with item id, distance and
+    label; framed green / red when the query's label is known (`judged`), grey when it is not (an upload).
+
+    `paths`, `bboxes` and `labels` are indexed by the ids that `retrieval.gallery_ids` hold (dataset rows).
+    """
+    retrieved, distances, relevant = retrieval.row(0)
+    tiles = [query]
+    for position, distance, is_hit in zip(
+        retrieved[:n_instances].tolist(), distances.tolist(), relevant.tolist(), strict=False
+    ):
+        item = int(retrieval.gallery_ids[position])
+        color = (C.HIT_COLOR if is_hit else C.MISS_COLOR) if judged else C.GT_COLOR
+        tiles.append(
+            Tile(str(paths[item]), bboxes[item], color, (f"id {item} · {distance:.3f}", f"label {labels[item]}"))
+        )
+    return RetrievalLayout((tuple(tiles),))

@@ -1,60 +1,56 @@
-"""Downloads: a workspace's embeddings, metrics and projections, and its extractor as a checkpoint."""
+"""Downloads: embeddings, metrics and projections as files, and an extractor as a checkpoint."""
 
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
+import torch
 
 from explorer import const as C
+from explorer.data.items import ItemIndex
+from explorer.metrics.evaluation import EvaluationResult
 from explorer.models import save_checkpoint
-from explorer.progress import Progress
 from explorer.viz.projection import projection_frame, save_projection
-
-if TYPE_CHECKING:
-    from explorer.workspace.workspace import Workspace
+from explorer.workspace.tables import metrics_frame
 
 
-def export_workspace(workspace: Workspace, methods: Sequence[str], progress: Progress | None = None) -> list[Path]:
-    """Write embeddings (.npy + parquet with paths and labels), metrics (CSV + JSON) and projection coords."""
-    out = _export_folder(workspace)
-    out.mkdir(parents=True)
-    embeddings = workspace.embeddings()
-    np.save(out / "embeddings.npy", embeddings)
-    table = workspace.df.reset_index(names="id").assign(**{C.PATHS_COLUMN: workspace.paths})
-    table[C.EMBEDDINGS_KEY] = list(embeddings)
-    table.to_parquet(out / "embeddings.parquet", index=False)
-    workspace.metrics_table().to_csv(out / "metrics.csv", index=False)
-    evaluation = workspace.evaluation()
-    (out / "metrics.json").write_text(
-        json.dumps({"metrics": _jsonable(evaluation.metrics_flat), "model": workspace.extractor.description}, indent=2)
+def export_files(
+    folder: Path,
+    embeddings: np.ndarray,
+    df: pd.DataFrame,
+    items: ItemIndex,
+    evaluation: EvaluationResult,
+    model_description: str,
+    projections: Mapping[str, np.ndarray],
+) -> list[Path]:
+    """Write embeddings (.npy + parquet with the dataset's columns), metrics (CSV + JSON) and projection coords
+    (one CSV per method) into a new `folder`."""
+    folder.mkdir(parents=True)
+    with_paths = df.assign(**{C.PATHS_COLUMN: list(items.paths)})
+    np.save(folder / "embeddings.npy", embeddings)
+    table = with_paths.reset_index(names="id")
+    table[C.EMBEDDING_COLUMN] = list(embeddings)
+    table.to_parquet(folder / "embeddings.parquet", index=False)
+    metrics_frame(evaluation.metrics_flat).to_csv(folder / "metrics.csv", index=False)
+    (folder / "metrics.json").write_text(
+        json.dumps({"metrics": _jsonable(evaluation.metrics_flat), "model": model_description}, indent=2)
     )
-    files = [out / "embeddings.npy", out / "embeddings.parquet", out / "metrics.csv", out / "metrics.json"]
-    for method in methods:
-        frame = projection_frame(
-            workspace.projection_coords(method, progress),
-            workspace.df.assign(**{C.PATHS_COLUMN: workspace.paths}),
-            method,
-        )
-        files.append(save_projection(frame, out / f"projection_{method}.csv"))
+    files = [folder / name for name in ("embeddings.npy", "embeddings.parquet", "metrics.csv", "metrics.json")]
+    for method, coords in projections.items():
+        files.append(save_projection(projection_frame(coords, with_paths, method), folder / f"projection_{method}.csv"))
     return files
 
 
-def export_checkpoint(workspace: Workspace) -> Path:
-    """Write the current extractor to a checkpoint file the user can download (and load again)."""
-    out = _export_folder(workspace) / f"{_safe_name(workspace.extractor.choice.name)}.safetensors"
+def export_checkpoint(model: torch.nn.Module, model_name: str, folder: Path) -> Path:
+    """Write `model` (a `ViTExtractor`) to `folder/<model name>.safetensors`, a checkpoint the app loads again."""
+    out = folder / f"{_safe_name(model_name)}.safetensors"
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(workspace.extractor.model, out)
+    save_checkpoint(model, out)
     return out
-
-
-def _export_folder(workspace: Workspace) -> Path:
-    """A fresh folder per download, so concurrent sessions never overwrite each other's files."""
-    return workspace.cache_dir / "exports" / uuid.uuid4().hex
 
 
 def _safe_name(name: str) -> str:

@@ -1,32 +1,40 @@
-"""Pillow pictures of a workspace: retrieval rows of queries, search results, and base | trained side by side."""
+"""Pillow pictures the app shows: evaluation rows of queries, gallery-search rows, base | trained side by side.
+
+Each takes the values it draws (an evaluation or search result and the dataset's item index), never the
+workspace that owns them.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 from PIL import Image
 
-from explorer.viz.retrieval_layout import RetrievalLayout, Tile, build_retrieval_layout
+from explorer.data.items import ItemIndex
+from explorer.metrics.evaluation import EvaluationResult
+from explorer.retrieval.results import RetrievalResults
+from explorer.viz.retrieval_layout import Tile, build_retrieval_layout, build_search_layout
 from explorer.viz.retrieval_render import render_pillow
 
-if TYPE_CHECKING:
-    from explorer.workspace.workspace import Workspace
 
-
-def render_rows(workspace: Workspace, query_ids: list[int], n_instances: int) -> Image.Image:
-    """The evaluation's retrieval rows of `query_ids` (positions among the queries) as one Pillow image."""
-    retrieval = workspace.evaluation().retrieval_for_queries(query_ids, n_instances)
-    rows = workspace.validation_positions
-    paths, bboxes = workspace.paths, workspace.bboxes
+def render_rows(
+    evaluation: EvaluationResult, items: ItemIndex, query_ids: Sequence[int], n_instances: int
+) -> Image.Image:
+    """The evaluation's retrieval rows of `query_ids` as one Pillow image."""
+    retrieval = evaluation.retrieval_for_queries(query_ids, n_instances)
     layout = build_retrieval_layout(
-        retrieval, [paths[r] for r in rows], [bboxes[r] for r in rows], n_instances, query_positions=query_ids
+        retrieval, items.validation_paths(), items.validation_bboxes(), n_instances, query_positions=query_ids
     )
     return render_pillow(layout)
 
 
-def render_search(query: Tile, results: list[Tile]) -> Image.Image:
-    """One row: the query tile, then its results."""
-    return render_pillow(RetrievalLayout(((query, *results),)))
+def render_search(
+    query: Tile, retrieval: RetrievalResults, items: ItemIndex, n_instances: int, judged: bool
+) -> Image.Image:
+    """One row: the query tile, then its nearest gallery items (green/red when `judged`, else grey)."""
+    return render_pillow(
+        build_search_layout(query, retrieval, items.paths, items.bboxes, items.labels, n_instances, judged)
+    )
 
 
 def side_by_side(left: Image.Image, right: Image.Image, gap: int = 16) -> Image.Image:

@@ -23,17 +23,19 @@ from PIL import Image
 from explorer import const as C
 from explorer.checks import check_choice, check_count
 from explorer.data.images import read_image
+from explorer.data.items import ItemIndex
 from explorer.data.loading import LoadedDataset, load_dataset
-from explorer.data.schema import bbox_of_row, resolve_path
+from explorer.errors import InputError
 from explorer.inference import EmbeddingsCache
 from explorer.metrics.evaluation import EvaluationResult, evaluate_embeddings
 from explorer.metrics.functional import flatten_metrics
 from explorer.progress import Progress, report, scaled
+from explorer.retrieval.search import search_gallery
 from explorer.training.train import EpochRecord, TrainingResult, TrainingSettings, train_extractor
 from explorer.viz.projection import PROJECTION_METHODS, compute_projection, projection_figure
 from explorer.viz.retrieval_layout import Tile
-from explorer.workspace.compare import CompareResult, compare_with_base
-from explorer.workspace.export import export_checkpoint, export_workspace
+from explorer.workspace.compare import CompareResult, compare_evaluations
+from explorer.workspace.export import export_checkpoint, export_files
 from explorer.workspace.extractors import DEFAULT_MODEL, Extractor, ModelChoice, embed_image, load_extractor
 from explorer.workspace.inputs import (
     COLOR_BY_CHOICES,
@@ -42,13 +44,12 @@ from explorer.workspace.inputs import (
     MAX_QUERIES_PER_GRID,
     METRIC_TOP_K,
     WEIGHT_CHOICES,
-    InputError,
     check_metric,
     parse_query_ids,
     parse_top_k,
 )
 from explorer.workspace.pictures import render_rows, render_search
-from explorer.workspace.tables import metrics_frame
+from explorer.workspace.tables import metrics_frame, neighbours_table, query_table
 from explorer.workspace.uploads import dataset_source_in, unpack_upload
 
 APP_CACHE_ROOT = C.CACHE_ROOT / "app"
@@ -178,41 +179,17 @@ class Workspace:
         return self.dataset.df
 
     @property
-    def validation_positions(self) -> np.ndarray:
-        """Rows of `df` that take part in evaluation (the validation split), in df order."""
-        return np.flatnonzero((self.df[C.SPLIT_COLUMN] == C.VALIDATION_SPLIT).to_numpy())
+    def items(self) -> ItemIndex:
+        """Paths, boxes, labels and validation / query / gallery item ids of the current dataset."""
+        return self.dataset.items
 
     @property
     def validation_df(self) -> pd.DataFrame:
-        return self.df.iloc[self.validation_positions].reset_index(drop=True)
-
-    @property
-    def query_positions(self) -> np.ndarray:
-        """Rows of `df` of the queries, in query-id order (query id = position among the queries)."""
-        validation = self.validation_df
-        return self.validation_positions[validation[C.IS_QUERY_COLUMN].astype(bool).to_numpy()]
-
-    @property
-    def gallery_positions(self) -> np.ndarray:
-        validation = self.validation_df
-        return self.validation_positions[validation[C.IS_GALLERY_COLUMN].astype(bool).to_numpy()]
+        return self.dataset.validation_df
 
     @property
     def n_queries(self) -> int:
-        return len(self.query_positions)
-
-    @property
-    def paths(self) -> list[str]:
-        """Absolute image paths of every row of `df` (computed once per dataset: views index it per item)."""
-        root = Path(self.dataset.root)
-        return self._cached(("paths",), lambda: [str(resolve_path(p, root)) for p in self.df[C.PATHS_COLUMN]])
-
-    @property
-    def bboxes(self) -> list[tuple[int, int, int, int] | None]:
-        """Crop box of every row of `df` (None where a row has none)."""
-        if not all(column in self.df.columns for column in C.BBOX_COLUMNS):
-            return [None] * len(self.df)
-        return self._cached(("bboxes",), lambda: [bbox_of_row(row) for _, row in self.df.iterrows()])
+        return self.items.n_queries
 
     def data_summary(self) -> pd.DataFrame:
         """Counts a user checks first: images, labels, train/validation, queries/gallery."""
@@ -272,7 +249,11 @@ class Workspace:
 
     def save_checkpoint(self) -> Path:
         """Write the current extractor to a checkpoint file the user can download (and load again)."""
-        return export_checkpoint(self)
+        return export_checkpoint(self.extractor.model, self.extractor.choice.name, self._export_folder())
+
+    def _export_folder(self) -> Path:
+        """A fresh folder per download, so concurrent sessions never overwrite each other's files."""
+        return self.cache_dir / "exports" / uuid.uuid4().hex
 
     # -- derived data ------------------------------------------------------------------------------------
 
@@ -284,9 +265,9 @@ class Workspace:
                 EmbeddingsCache(self.cache_dir / "embeddings")
                 .embed(
                     self.extractor.model,
-                    self.paths,
+                    self.items.paths,
                     self.extractor.transform,
-                    self.bboxes,
+                    self.items.bboxes,
                     batch_size=EMBED_BATCH_SIZE,
                     progress=progress,
                 )
@@ -300,7 +281,7 @@ class Workspace:
         return self._cached(
             ("evaluation", top_k),
             lambda: evaluate_embeddings(
-                self.embeddings(progress)[self.validation_positions],
+                self.embeddings(progress)[self.items.validation_items],
                 self.validation_df,
                 cmc_top_k=top_k,
                 precision_top_k=top_k,
@@ -313,17 +294,9 @@ class Workspace:
         unreduced = flatten_metrics(self.evaluation().metrics_unreduced)
         return sorted(key for key, values in unreduced.items() if isinstance(values, torch.Tensor))
 
-    def per_query_values(self, metric_name: str, evaluation: EvaluationResult | None = None) -> np.ndarray:
+    def per_query_values(self, metric_name: str) -> np.ndarray:
         """`[n_queries]` values of a per-query metric; NaN for queries outside its category or undefined."""
-        evaluation = evaluation or self.evaluation()
-        check_metric(metric_name, self.metric_names())
-        values = flatten_metrics(evaluation.metrics_unreduced)[metric_name].double().numpy()
-        category = metric_name.split(C.METRIC_NAME_SEPARATOR)[0]
-        if category == C.OVERALL_CATEGORIES_KEY:
-            return values
-        full = np.full(evaluation.n_queries, np.nan)
-        full[np.asarray([str(c) for c in evaluation.query_categories]) == category] = values
-        return full
+        return self.evaluation().per_query_values(check_metric(metric_name, self.metric_names()))
 
     def set_metric_top_k(self, text: str) -> None:
         """Choose the k of cmc / precision / map, e.g. "1, 5, 10" (1 and 5 are always kept)."""
@@ -354,55 +327,52 @@ class Workspace:
     def query_grid(self, query_ids: str | Sequence[int], n_instances: int) -> Image.Image:
         """Retrieval rows of the chosen queries: query blue, hits green, misses red, GT grey, distances."""
         ids = parse_query_ids(query_ids, self.n_queries)
-        n_instances = check_count("n_instances", n_instances, 1, self.max_instances())
-        return render_rows(self, ids, n_instances)
+        return render_rows(self.evaluation(), self.items, ids, self._check_instances(n_instances))
 
     def worst_queries(self, metric_name: str, n_queries: int, n_instances: int) -> tuple[Image.Image, pd.DataFrame]:
         """The grid of the `n_queries` lowest-scoring queries by `metric_name`, and their ids and values."""
         check_metric(metric_name, self.metric_names())
-        n_queries = check_count("n_queries", n_queries, 1, min(MAX_QUERIES_PER_GRID, self.n_queries))
-        n_instances = check_count("n_instances", n_instances, 1, self.max_instances())
-        ids = self.evaluation().worst_queries(metric_name, n_queries)
-        values = self.per_query_values(metric_name)[ids]
-        table = self.query_table(ids).assign(**{metric_name: np.round(values, 4)})
-        return render_rows(self, ids, n_instances), table
-
-    def query_table(self, query_ids: Sequence[int]) -> pd.DataFrame:
-        """Per query id: its df row, label and file name."""
-        rows = self.query_positions[list(query_ids)]
-        return pd.DataFrame(
-            {
-                "query id": list(query_ids),
-                "item id": rows,
-                "label": self.df[C.LABELS_COLUMN].to_numpy()[rows],
-                "file": [Path(self.paths[r]).name for r in rows],
-            }
-        )
+        n_queries = self._check_query_count(n_queries)
+        n_instances = self._check_instances(n_instances)
+        evaluation = self.evaluation()
+        ids = evaluation.worst_queries(metric_name, n_queries)
+        values = evaluation.per_query_values(metric_name)[ids]
+        table = query_table(self.items, ids).assign(**{metric_name: np.round(values, 4)})
+        return render_rows(evaluation, self.items, ids, n_instances), table
 
     def max_instances(self) -> int:
-        return max(1, min(MAX_INSTANCES, len(self.gallery_positions)))
+        return max(1, min(MAX_INSTANCES, len(self.items.gallery_items)))
 
-    def item_id_of_query(self, query_id: int) -> int:
-        return int(self.query_positions[parse_query_ids([query_id], self.n_queries)[0]])
+    def _check_instances(self, n_instances: int) -> int:
+        return check_count("n_instances", n_instances, 1, self.max_instances())
 
-    def query_id_of_item(self, item_id: int) -> int | None:
-        """The query id of a df row, or None when the row is not a query."""
-        hits = np.flatnonzero(self.query_positions == int(item_id))
-        return int(hits[0]) if len(hits) else None
+    def _check_query_count(self, n_queries: int) -> int:
+        return check_count("n_queries", n_queries, 1, min(MAX_QUERIES_PER_GRID, self.n_queries))
 
     def item_row(self, item_id: int, n_instances: int = 5) -> Image.Image:
         """The retrieval row of any item (a clicked projection point): its evaluation row if it is a query,
         else its nearest validation gallery items (itself excluded)."""
-        if not 0 <= int(item_id) < len(self.df):
-            raise InputError(f"Item id {item_id} is out of range: valid ids are 0..{len(self.df) - 1}.")
-        query_id = self.query_id_of_item(item_id)
+        items = self.items
+        if not 0 <= int(item_id) < items.n_items:
+            raise InputError(f"Item id {item_id} is out of range: valid ids are 0..{items.n_items - 1}.")
+        item_id = int(item_id)
+        query_id = items.query_id_of_item(item_id)
         if query_id is not None:
             return self.query_grid([query_id], n_instances)
-        item_id = int(item_id)
-        n_instances = check_count("n_instances", n_instances, 1, self.max_instances())
-        label = self.df[C.LABELS_COLUMN].iloc[item_id]
-        query = Tile(self.paths[item_id], self.bboxes[item_id], C.QUERY_COLOR, (f"Item {item_id}", f"label {label}"))
-        return self._nearest_gallery(self.embeddings()[item_id], query, n_instances, query_row=item_id)[0]
+        n_instances = self._check_instances(n_instances)
+        label = items.labels[item_id]
+        own_position = items.gallery_position_of_item(item_id)
+        embeddings = self.embeddings()
+        retrieval = search_gallery(
+            embeddings[item_id],
+            embeddings[items.gallery_items],
+            n_instances,
+            gallery_ids=items.gallery_items,
+            labels=([label], items.labels[items.gallery_items]),
+            exclude=[-1 if own_position is None else own_position],
+        )
+        query = Tile(items.paths[item_id], items.bboxes[item_id], C.QUERY_COLOR, (f"Item {item_id}", f"label {label}"))
+        return render_search(query, retrieval, items, n_instances, judged=True)
 
     # -- projection --------------------------------------------------------------------------------------
 
@@ -430,24 +400,19 @@ class Workspace:
 
     def _point_table(self) -> pd.DataFrame:
         """Per df row: what hover shows and what colouring uses."""
-        df = self.df
+        items = self.items
         table = pd.DataFrame(
             {
-                "id": np.arange(len(df)),
-                "label": df[C.LABELS_COLUMN].astype(str).to_numpy(),
-                "split": df[C.SPLIT_COLUMN].to_numpy(),
-                "file": [Path(p).name for p in df[C.PATHS_COLUMN]],
+                "id": np.arange(items.n_items),
+                "label": self.df[C.LABELS_COLUMN].astype(str).to_numpy(),
+                "split": self.df[C.SPLIT_COLUMN].to_numpy(),
+                "file": [Path(p).name for p in self.df[C.PATHS_COLUMN]],
+                "query/gallery": items.roles(),
             }
         )
-        role = np.full(len(df), "train", dtype=object)
-        role[self.gallery_positions] = "gallery"
-        role[self.query_positions] = "query"
-        both = np.intersect1d(self.query_positions, self.gallery_positions)
-        role[both] = "query+gallery"
-        table["query/gallery"] = role
         for column, key in (("hit@1", f"{C.OVERALL_CATEGORIES_KEY}/cmc/1"), ("map@5", DEFAULT_WORST_METRIC)):
-            values = np.full(len(df), np.nan)
-            values[self.query_positions] = self.per_query_values(key)
+            values = np.full(items.n_items, np.nan)
+            values[items.query_items] = self.per_query_values(key)
             table[column] = values
         return table
 
@@ -455,55 +420,22 @@ class Workspace:
 
     def search(self, image: str | Path | Image.Image | None, n_instances: int) -> tuple[Image.Image, pd.DataFrame]:
         """Nearest gallery items of an uploaded image (a file path, as the app passes it, or an in-memory image),
-        as a picture and a table with distances and labels."""
+        as a picture (grey frames: the upload's label is unknown) and a table with distances and labels."""
         if image is None or (not isinstance(image, Image.Image) and not str(image).strip()):
             raise InputError("No image given: upload an image to search with.")
-        n_instances = check_count("n_instances", n_instances, 1, self.max_instances())
+        n_instances = self._check_instances(n_instances)
         if isinstance(image, Image.Image):  # from Python: keep a copy so the picture can show it
             upload = self.cache_dir / "uploads" / f"{uuid.uuid4().hex}.png"
             upload.parent.mkdir(parents=True, exist_ok=True)
             image.convert("RGB").save(upload)
             image = upload
         embedding = embed_image(self.extractor, read_image(image))  # a non-image file: a message naming it
-        return self._nearest_gallery(
-            embedding, Tile(str(image), None, C.QUERY_COLOR, ("Query", Path(image).name)), n_instances
+        items = self.items
+        retrieval = search_gallery(
+            embedding, self.embeddings()[items.gallery_items], n_instances, gallery_ids=items.gallery_items
         )
-
-    def _nearest_gallery(
-        self, embedding: np.ndarray, query: Tile, n_instances: int, query_row: int | None = None
-    ) -> tuple[Image.Image, pd.DataFrame]:
-        """Gallery items nearest to `embedding` (ties by position; `query_row` itself excluded), picture + table.
-
-        Frames are green/red when the query's label is known (a dataset item), grey for an upload.
-        """
-        gallery = self.gallery_positions
-        if query_row is not None:
-            gallery = gallery[gallery != query_row]
-        distances = np.linalg.norm(self.embeddings()[gallery] - embedding[None, :], axis=1)
-        order = np.lexsort((np.arange(len(gallery)), distances))[:n_instances]
-        rows, nearest = gallery[order], distances[order]
-        labels = self.df[C.LABELS_COLUMN].to_numpy()
-        table = pd.DataFrame(
-            {
-                "rank": np.arange(1, len(rows) + 1),
-                "item id": rows,
-                "label": labels[rows],
-                "distance": np.round(nearest, 4),
-                "file": [Path(self.paths[r]).name for r in rows],
-            }
-        )
-        bboxes = self.bboxes
-
-        def color(row: int) -> tuple[int, int, int]:
-            if query_row is None:
-                return C.GT_COLOR
-            return C.HIT_COLOR if labels[row] == labels[query_row] else C.MISS_COLOR
-
-        tiles = [
-            Tile(self.paths[r], bboxes[r], color(r), (f"id {r} · {d:.3f}", f"label {labels[r]}"))
-            for r, d in zip(rows.tolist(), nearest.tolist(), strict=True)
-        ]
-        return render_search(query, tiles), table
+        query = Tile(str(image), None, C.QUERY_COLOR, ("Query", Path(image).name))
+        return render_search(query, retrieval, items, n_instances, judged=False), neighbours_table(retrieval, items)
 
     # -- training and comparison -------------------------------------------------------------------------
 
@@ -548,13 +480,30 @@ class Workspace:
         progress: Progress | None = None,
     ) -> CompareResult:
         """Base vs trained extractor on the same queries: metric deltas and the most improved/regressed queries."""
-        return compare_with_base(self, metric_name, n_queries, n_instances, progress)
+        if self.base is None:
+            raise InputError(
+                "Nothing to compare yet: train the extractor on the Train tab first; Compare then shows the model "
+                "before training (base) against the trained one."
+            )
+        check_metric(metric_name, self.metric_names())
+        n_queries, n_instances = self._check_query_count(n_queries), self._check_instances(n_instances)
+        base = self.base.evaluation(progress, top_k=self.metric_top_k)
+        return compare_evaluations(base, self.evaluation(), self.items, metric_name, n_queries, n_instances)
 
     # -- export ------------------------------------------------------------------------------------------
 
     def export(self, methods: Sequence[str] = ("pca",), progress: Progress | None = None) -> list[Path]:
         """Write embeddings (.npy + parquet with paths and labels), metrics (CSV + JSON) and projection coords."""
-        return export_workspace(self, methods, progress)
+        projections = {method: self.projection_coords(method, progress) for method in methods}
+        return export_files(
+            self._export_folder(),
+            self.embeddings(),
+            self.df,
+            self.items,
+            self.evaluation(),
+            self.extractor.description,
+            projections,
+        )
 
 
 def _load_dataset(source: str, dataset_root: str | None) -> LoadedDataset:

@@ -1,0 +1,42 @@
+"""The item index: item ids, validation positions and query ids translated in one place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from explorer.data.items import ItemIndex
+
+
+def _frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "label": [0, 0, 1, 1, 2, 2],
+            "path": ["a.jpg", "b.jpg", "c.jpg", "/abs/d.jpg", "e.jpg", "f.jpg"],
+            "split": ["train", "train", "validation", "validation", "validation", "validation"],
+            "is_query": [None, None, True, False, True, True],
+            "is_gallery": [None, None, True, True, False, True],
+        }
+    )
+
+
+def test_item_index_translates_between_item_ids_and_query_ids():
+    items = ItemIndex.from_frame(_frame(), Path("/data"))
+    assert items.validation_items.tolist() == [2, 3, 4, 5]
+    assert items.query_items.tolist() == [2, 4, 5]
+    assert items.gallery_items.tolist() == [2, 3, 5]
+    assert items.query_id_of_item(4) == 1 and items.query_id_of_item(3) is None
+    assert items.gallery_position_of_item(5) == 2 and items.gallery_position_of_item(4) is None
+    assert items.paths[0] == "/data/a.jpg" and items.paths[3] == "/abs/d.jpg"
+    assert items.validation_paths() == ["/data/c.jpg", "/abs/d.jpg", "/data/e.jpg", "/data/f.jpg"]
+    assert items.bboxes == (None,) * 6
+    assert items.roles().tolist() == ["train", "train", "query+gallery", "gallery", "query", "query+gallery"]
+    assert np.array_equal(items.labels, [0, 0, 1, 1, 2, 2])
+
+
+def test_item_index_reads_boxes_when_the_frame_has_them():
+    df = _frame().assign(x_1=[0, 1, None, 0, 0, 0], y_1=0, x_2=5, y_2=6)
+    items = ItemIndex.from_frame(df, Path("/data"))
+    assert items.bboxes[1] == (1, 0, 5, 6) and items.bboxes[2] is None
