@@ -16,18 +16,22 @@ from PIL import Image
 from safetensors.torch import save_file
 from sklearn.datasets import load_sample_image
 
+from explorer.errors import InputError
 from explorer.models import (
     OFFLINE_PRESET,
     CheckpointError,
+    ModelSpec,
     PretrainedWeightsUnavailable,
     ViTExtractor,
     get_transforms_for_pretrained,
+    parse_model_spec,
     read_checkpoint_metadata,
 )
 from explorer.models import checkpoint as checkpoint_module
 from explorer.models.hub import load_hub_backbone
 from explorer.models.lite0 import load_lite0_classifier
 from explorer.models.transforms import ImageConfig, eval_transform, train_transform
+from explorer.workspace.extractors import ModelChoice, load_extractor
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # tests never wait on the Hugging Face hub
 
@@ -64,6 +68,48 @@ def test_unknown_weights_and_arch_have_clear_messages():
         ViTExtractor(None, arch="vitz99")
     with pytest.raises(ValueError, match="needs `arch`"):
         ViTExtractor(None)
+
+
+def test_model_spec_decides_each_kind_once(tmp_path):
+    preset = parse_model_spec(OFFLINE_PRESET)
+    assert (preset.kind, preset.timm_arch, preset.config_name, preset.preset) == (
+        "preset",
+        "tf_efficientnet_lite0",
+        "tf_efficientnet_lite0.in1k",
+        OFFLINE_PRESET,
+    )
+    timm_weights = parse_model_spec(TINY_VIT_WEIGHTS)
+    assert (timm_weights.kind, timm_weights.timm_arch, timm_weights.config_name, timm_weights.preset) == (
+        "timm_pretrained",
+        "test_vit",
+        TINY_VIT_WEIGHTS,
+        None,
+    )
+    assert parse_model_spec(None, arch="vits16") == ModelSpec(
+        "random", "vit_small_patch16_224", "vit_small_patch16_224"
+    )
+    assert parse_model_spec(None, arch="vits16_dino").timm_arch == "vit_small_patch16_224"  # a preset's arch
+    path = ViTExtractor(None, arch="test_vit").save(tmp_path / "model.safetensors")
+    checkpoint = parse_model_spec(path)
+    assert (checkpoint.kind, checkpoint.timm_arch, checkpoint.checkpoint) == ("checkpoint", "test_vit", path)
+    assert checkpoint.checkpoint_metadata.feat_dim == 64
+
+
+def test_model_spec_refuses_what_is_not_weights_with_the_fix():
+    with pytest.raises(InputError, match="Unknown weights 'no_such_preset'.*a checkpoint path ending in .safetensors"):
+        parse_model_spec("no_such_preset")
+    with pytest.raises(InputError, match="'resnet18' is an architecture: .*'resnet18.a1_in1k'.*weights 'random'"):
+        parse_model_spec("resnet18")
+    with pytest.raises(InputError, match="no pretrained weights 'test_vit.no_such_tag'.*'test_vit.r160_in1k'"):
+        parse_model_spec("test_vit.no_such_tag")  # timm itself raises RuntimeError for an unknown tag
+    with pytest.raises(InputError, match=f"arch='resnet18' does not match timm weights '{TINY_VIT_WEIGHTS}'"):
+        parse_model_spec(TINY_VIT_WEIGHTS, arch="resnet18")
+    assert issubclass(PretrainedWeightsUnavailable, InputError) and issubclass(CheckpointError, InputError)
+
+
+def test_transforms_of_a_bare_architecture_use_its_default_config():
+    transform, _ = get_transforms_for_pretrained("test_vit")
+    assert transform(Image.new("RGB", (300, 200))).shape == (3, 160, 160)
 
 
 def test_arch_must_agree_with_preset():
@@ -267,3 +313,14 @@ def test_train_transform_augments_at_the_configured_size():
     assert first.shape == second.shape == (3, 48, 48)
     assert not torch.equal(first, second)
     assert torch.equal(eval_transform(config)(image), eval_transform(config)(image))
+
+
+def test_a_loaded_extractor_is_described_from_its_own_image_config(tmp_path):
+    loaded = load_extractor(ModelChoice("test_vit", "random"), image_size=48)
+    assert loaded.model.image_config.input_size == 48 and not loaded.model.training
+    assert loaded.description == "test_vit (random weights, 48 px)"
+    checkpoint = loaded.model.save(tmp_path / "model.safetensors")
+    again = load_extractor(ModelChoice("ignored", "checkpoint", str(checkpoint)))
+    assert again.description == "test_vit (checkpoint model.safetensors, 48 px)" and again.choice.name == "test_vit"
+    with pytest.raises(InputError, match="is a file: choose weights 'checkpoint'"):
+        load_extractor(ModelChoice(str(checkpoint), "pretrained"))

@@ -119,6 +119,6 @@ def read_checkpoint_metadata(path: str | Path) -> CheckpointMetadata:
         raise CheckpointError(f"{path} has a damaged checkpoint header ({error}).") from error
 
 
-def load_checkpoint_file(path: str | Path) -> tuple[dict[str, torch.Tensor], CheckpointMetadata]:
-    metadata = read_checkpoint_metadata(path)
-    return load_file(str(path), device="cpu"), metadata
+def load_checkpoint_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint whose header `read_checkpoint_metadata` has already accepted."""
+    return load_file(str(path), device="cpu")

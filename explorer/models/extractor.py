@@ -1,7 +1,8 @@
 """`ViTExtractor`: images -> embeddings, with OML's constructor, over any timm backbone.
 
-`weights` decides where the weights come from: a preset name (pretrained), None (random init of `arch`), or a
-checkpoint path written by `save`. The name is OML's; the class works for every timm architecture.
+`weights` decides where the weights come from: a preset name or timm 'arch.tag' (pretrained), None (random init of
+`arch`), or a checkpoint path written by `save`; `explorer.models.spec` reads it. The name is OML's; the class
+works for every timm architecture.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -18,14 +18,15 @@ from explorer.errors import InputError
 from explorer.models.checkpoint import (
     CheckpointError,
     CheckpointMetadata,
-    is_checkpoint_path,
-    load_checkpoint_file,
+    load_checkpoint_weights,
     save_checkpoint_file,
 )
 from explorer.models.hub import load_hub_backbone
 from explorer.models.lite0 import load_lite0_backbone
-from explorer.models.registry import PRESETS, Preset, create_backbone, resolve_arch
-from explorer.models.transforms import ImageConfig, Transform, eval_transform, image_config_for_timm, train_transform
+from explorer.models.registry import PRESETS, create_backbone
+from explorer.models.spec import ModelSpec, parse_model_name, parse_model_spec
+from explorer.models.transforms import Transform, eval_transform, image_config_of, train_transform
+from explorer.models.weight_files import load_weight_file_strictly
 
 
 class ViTExtractor(nn.Module):
@@ -33,75 +34,38 @@ class ViTExtractor(nn.Module):
 
     Args:
         weights: preset name (see `explorer.models.PRESETS`), a timm pretrained name ('arch.tag'), a checkpoint
-            path, or None for random initialisation of `arch`.
+            path, None for random initialisation of `arch`, or a `ModelSpec` already parsed.
         arch: OML alias ('vits16', 'resnet50', ...) or timm architecture; must agree with the preset or checkpoint.
         normalise_features: L2-normalise embeddings; None keeps a checkpoint's setting (False otherwise).
     """
 
     def __init__(
-        self, weights: str | Path | None, arch: str | None = None, normalise_features: bool | None = None
+        self, weights: str | Path | ModelSpec | None, arch: str | None = None, normalise_features: bool | None = None
     ) -> None:
         super().__init__()
-        self.preset: str | None = None
-        self.checkpoint_metadata: CheckpointMetadata | None = None
-        if weights is None:
-            if arch is None:
-                raise InputError("ViTExtractor(weights=None) builds a random model and needs `arch`, e.g. 'vits16'.")
-            self.arch = resolve_arch(arch)
-            self.model = create_backbone(self.arch)
-            self.image_config = image_config_for_timm(self.arch)
-        elif is_checkpoint_path(weights):
-            state_dict, metadata = load_checkpoint_file(weights)
-            self._check_arch(arch, metadata.arch, f"checkpoint {weights}")
-            self.arch, self.preset, self.checkpoint_metadata = metadata.arch, metadata.preset, metadata
-            self.model = create_backbone(self.arch)
-            self._load_checkpoint_weights(state_dict, weights)
-            self.image_config = ImageConfig.from_dict(metadata.image_config)
-            if normalise_features is None:
-                normalise_features = metadata.normalise_features
-        elif str(weights) in PRESETS:
-            preset = PRESETS[str(weights)]
-            self._check_arch(arch, preset.timm_arch, f"preset {preset.name!r}")
-            self.arch, self.preset = preset.timm_arch, preset.name
-            self.model = _preset_backbone(preset)
-            self.image_config = image_config_for_timm(preset.timm_name)
-        elif "." in str(weights) and timm.models.get_pretrained_cfg(str(weights)) is not None:
-            self.arch = resolve_arch(str(weights))
-            self._check_arch(arch, self.arch, f"timm weights {weights!r}")
-            self.preset = str(weights)
-            self.model = load_hub_backbone(str(weights), str(weights))
-            self.image_config = image_config_for_timm(str(weights))
-        else:
-            raise InputError(
-                f"Unknown weights {weights!r}: use a preset ({', '.join(PRESETS)}), a timm pretrained name "
-                "('arch.tag', see timm.list_pretrained()), a checkpoint path ending in .safetensors, "
-                "or None with `arch` for random initialisation."
-            )
+        spec = parse_model_spec(weights, arch)
+        self.arch = spec.timm_arch
+        self.preset: str | None = spec.pretrained_name
+        self.checkpoint_metadata: CheckpointMetadata | None = spec.checkpoint_metadata
+        self.model = _backbone(spec)
+        self.image_config = image_config_of(spec)
+        if normalise_features is None and spec.checkpoint_metadata is not None:
+            normalise_features = spec.checkpoint_metadata.normalise_features
         self.normalise_features = bool(normalise_features)
 
     @classmethod
     def from_pretrained_file(
         cls, name: str, weights_file: str | Path, normalise_features: bool = False
     ) -> ViTExtractor:
-        """Preset / timm name + a local timm weight file (e.g. a downloaded hub `model.safetensors`): no network."""
-        timm_name = PRESETS[name].timm_name if name in PRESETS else name
-        extractor = cls(None, arch=timm_name.split(".", 1)[0], normalise_features=normalise_features)
-        extractor.model = create_backbone(extractor.arch, pretrained_file=weights_file)
+        """Preset / timm name / architecture + a local timm weight file (e.g. a downloaded hub `model.safetensors`):
+        no network. The name gives the architecture and the image config, the file every weight."""
+        spec = parse_model_name(name)
+        if spec.kind == "checkpoint":
+            raise InputError(f"{name} is a checkpoint: load it with ViTExtractor({str(name)!r}).")
+        extractor = cls(spec.as_random(), normalise_features=normalise_features)  # every weight filled below
+        load_weight_file_strictly(extractor.model, extractor.arch, weights_file)
         extractor.preset = name
-        if timm.models.get_pretrained_cfg(timm_name) is not None:
-            extractor.image_config = image_config_for_timm(timm_name)
         return extractor
-
-    @staticmethod
-    def _check_arch(requested: str | None, actual: str, origin: str) -> None:
-        if requested is not None and resolve_arch(requested) != actual:
-            raise InputError(f"arch={requested!r} does not match {origin}, which is {actual!r}; drop `arch` or fix it.")
-
-    def _load_checkpoint_weights(self, state_dict: dict[str, torch.Tensor], path: str | Path) -> None:
-        try:
-            self.model.load_state_dict(state_dict)
-        except RuntimeError as error:
-            raise CheckpointError(f"Weights in {path} do not fit {self.arch}: {error}") from error
 
     @property
     def feat_dim(self) -> int:
@@ -140,10 +104,20 @@ class ViTExtractor(nn.Module):
         )
 
 
-def _preset_backbone(preset: Preset) -> nn.Module:
-    if preset.source == "package":
+def _backbone(spec: ModelSpec) -> nn.Module:
+    """The backbone `spec` names, with its weights: random, the offline package's, the hub's or a checkpoint's."""
+    if spec.kind == "random":
+        return create_backbone(spec.timm_arch)
+    if spec.kind == "checkpoint":
+        model = create_backbone(spec.timm_arch)
+        try:
+            model.load_state_dict(load_checkpoint_weights(spec.checkpoint))
+        except RuntimeError as error:
+            raise CheckpointError(f"Weights in {spec.checkpoint} do not fit {spec.timm_arch}: {error}") from error
+        return model
+    if spec.kind == "preset" and PRESETS[spec.pretrained_name].source == "package":
         return load_lite0_backbone()
-    return load_hub_backbone(preset.name, preset.timm_name)
+    return load_hub_backbone(spec.pretrained_name, spec.config_name)
 
 
 def save_checkpoint(extractor: ViTExtractor, path: str | Path, **kwargs: Any) -> Path:

@@ -24,8 +24,8 @@ PROBE_TIMEOUT_S = 3.0
 _TRUE_VALUES = {"1", "on", "yes", "true"}
 
 
-class PretrainedWeightsUnavailable(RuntimeError):
-    """Pretrained weights could not be found locally nor downloaded."""
+class PretrainedWeightsUnavailable(InputError):
+    """Pretrained weights could not be found locally nor downloaded; the message gives the ways to use them offline."""
 
 
 def hub_repo_of(timm_name: str) -> str:

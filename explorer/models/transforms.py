@@ -10,15 +10,13 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import timm
 import timm.data
 import torch
 from PIL import Image
 from torchvision import transforms as T
 
 from explorer.data.images import read_image
-from explorer.models.checkpoint import is_checkpoint_path, read_checkpoint_metadata
-from explorer.models.registry import PRESETS, resolve_arch
+from explorer.models.spec import ModelSpec, parse_model_name
 
 Transform = Callable[[Image.Image], torch.Tensor]
 ImageReader = Callable[..., Image.Image]
@@ -91,16 +89,16 @@ def train_transform(config: ImageConfig) -> Transform:
     )
 
 
+def image_config_of(spec: ModelSpec) -> ImageConfig:
+    """The image config a parsed model expects: its checkpoint's, else timm's pretrained config of `config_name`."""
+    if spec.checkpoint_metadata is not None:
+        return ImageConfig.from_dict(spec.checkpoint_metadata.image_config)
+    return image_config_for_timm(spec.config_name)
+
+
 def image_config_for(name: str | Path) -> ImageConfig:
-    """Preset name, OML arch alias, timm name or checkpoint path -> the `ImageConfig` its model expects."""
-    if is_checkpoint_path(name):
-        return ImageConfig.from_dict(read_checkpoint_metadata(name).image_config)
-    name = str(name)
-    if name in PRESETS:
-        return image_config_for_timm(PRESETS[name].timm_name)
-    if "." in name and timm.models.get_pretrained_cfg(name) is not None:
-        return image_config_for_timm(name)
-    return image_config_for_timm(resolve_arch(name))
+    """Preset name, timm name (with or without tag), OML arch alias or checkpoint path -> its `ImageConfig`."""
+    return image_config_of(parse_model_name(name))
 
 
 def get_transforms_for_pretrained(name: str | Path) -> tuple[Transform, ImageReader]:

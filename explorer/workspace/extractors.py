@@ -11,27 +11,48 @@ import torch
 from PIL import Image
 
 from explorer.errors import InputError
-from explorer.models import OFFLINE_PRESET, PRESETS, CheckpointError, PretrainedWeightsUnavailable, ViTExtractor
+from explorer.models import OFFLINE_PRESET, PRESETS, CheckpointError, ViTExtractor
+from explorer.models.checkpoint import is_checkpoint_path
+from explorer.models.spec import ModelSpec, parse_model_spec
 
 DEFAULT_MODEL = OFFLINE_PRESET
 
 
 @dataclass(frozen=True)
 class ModelChoice:
-    """What the user picked on the Model tab: a preset or timm name plus where the weights come from."""
+    """What the user picked on the Model tab: a preset or timm name plus where the weights come from.
+
+    The input size is not part of it: the loaded extractor's `image_config` is the one place that holds it.
+    """
 
     name: str = DEFAULT_MODEL
     weights: str = "pretrained"  # one of WEIGHT_CHOICES
     checkpoint: str | None = None
-    image_size: int | None = None  # None: the model's own input size
 
-    def describe(self) -> str:
+    def spec(self) -> ModelSpec:
+        """The one parse of this choice; 'pretrained' must name pretrained weights, 'checkpoint' a file."""
+        name = self.name.strip()
+        if self.weights == "checkpoint":
+            if not self.checkpoint or not is_checkpoint_path(self.checkpoint):
+                raise InputError(f"Weights 'checkpoint' needs a checkpoint file, got {self.checkpoint!r}.")
+            return parse_model_spec(self.checkpoint)
+        if not name:
+            raise InputError("No model given: pick a preset or type a timm name such as 'resnet18'.")
+        if self.weights == "random":
+            return parse_model_spec(None, arch=name)
+        spec = parse_model_spec(name)
+        if spec.kind == "checkpoint":
+            raise InputError(f"{name!r} is a file: choose weights 'checkpoint' to load it.")
+        return spec
+
+    def describe(self, model: ViTExtractor | None = None) -> str:
+        """What was picked; with the loaded `model`, the input size it is fed at too."""
         source = (
             f"checkpoint {Path(str(self.checkpoint)).name}"
             if self.weights == "checkpoint"
             else f"{self.weights} weights"
         )
-        size = f", {self.image_size} px" if self.image_size else ""
+        size = f", {model.image_config.input_size} px" if model is not None else ""
         return f"{self.name} ({source}{size})"
 
 
@@ -39,7 +60,7 @@ class ModelChoice:
 class Extractor:
     """A loaded extractor: the module in eval mode plus the transform its inputs need."""
 
-    model: torch.nn.Module
+    model: ViTExtractor
     transform: Callable[[Image.Image], torch.Tensor]
     choice: ModelChoice
     description: str
@@ -50,25 +71,10 @@ def available_models() -> list[str]:
     return [OFFLINE_PRESET, *(name for name in PRESETS if name != OFFLINE_PRESET)]
 
 
-def load_extractor(choice: ModelChoice) -> Extractor:
-    """Build the extractor a `ModelChoice` names, in eval mode, with its evaluation transform."""
-    name = choice.name.strip()
-    if not name:
-        raise InputError("No model given: pick a preset or type a timm name such as 'resnet18'.")
+def load_extractor(choice: ModelChoice, image_size: int | None = None) -> Extractor:
+    """Build the extractor a `ModelChoice` names, in eval mode, fed at `image_size` (None: the model's own)."""
     try:
-        if choice.weights == "checkpoint":
-            model = ViTExtractor(choice.checkpoint)
-        elif choice.weights == "random":
-            model = ViTExtractor(None, arch=PRESETS[name].timm_arch if name in PRESETS else name)
-        elif name in PRESETS or "." in name:
-            model = ViTExtractor(name)
-        else:
-            raise InputError(
-                f"{name!r} is not a preset, so 'pretrained' needs timm's 'arch.tag' form (e.g. 'resnet18.a1_in1k', "
-                f"which downloads) or weights 'random'. Offline, use the preset {OFFLINE_PRESET!r}."
-            )
-    except PretrainedWeightsUnavailable as error:  # offline hub download: say so in the UI, not as a crash
-        raise InputError(str(error)) from error
+        model = ViTExtractor(choice.spec())
     except CheckpointError as error:  # name the user's file, not the server folder its upload landed in
         message = str(error)
         if choice.checkpoint:
@@ -76,9 +82,8 @@ def load_extractor(choice: ModelChoice) -> Extractor:
         raise InputError(message) from error
     if choice.weights == "checkpoint":  # the checkpoint, not the name field, says what the model is
         choice = replace(choice, name=model.preset or model.arch)
-    if choice.image_size:
-        model.set_input_size(choice.image_size)
-    return Extractor(model.eval(), model.get_transforms(train=False), choice, choice.describe())
+    model.set_input_size(image_size)
+    return Extractor(model.eval(), model.get_transforms(train=False), choice, choice.describe(model))
 
 
 def embed_image(extractor: Extractor, image: Image.Image) -> np.ndarray:
