@@ -1,18 +1,22 @@
 """`python -m explorer train|evaluate|embed`: the app's backend from a terminal.
 
 Data is a built-in name ("shapes", "mock"), an OML CSV or an image folder (`explorer.data.load_dataset`); the model
-is a preset, a timm pretrained name, a checkpoint, or `--arch` for random initialisation. Bad input ends with one
-line on stderr and exit status 1 (malformed flags: argparse's usage error, status 2); anything else is a bug and
-shows its traceback.
+is a preset, a timm pretrained name, a checkpoint, or `--arch` for random initialisation. Every bad input, a
+malformed flag included, ends with one `error: ...` line on stderr and exit status 1 (`--help` exits 0); anything
+else is a bug and shows its traceback. Training settings (NaN and infinities included) and the name of `--out` are
+checked before any data is read; the folder of `--out` is created when missing, and checked to be writable, before
+training or embedding starts.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pandas as pd
@@ -20,21 +24,28 @@ from tqdm.auto import tqdm
 
 from explorer import const as C
 from explorer.data.datasets import DatasetQueryGallery
-from explorer.data.images import ImageReadError
 from explorer.data.loading import LoadedDataset, load_dataset
 from explorer.data.schema import DatasetValidationError, bbox_of_row, resolve_path
 from explorer.errors import InputError
 from explorer.inference.embed import inference_on_images
-from explorer.models.checkpoint import CHECKPOINT_SUFFIX, CheckpointError
+from explorer.models.checkpoint import CHECKPOINT_SUFFIX
 from explorer.models.extractor import ViTExtractor
-from explorer.models.hub import PretrainedWeightsUnavailable
 from explorer.models.registry import OFFLINE_PRESET, PRESETS
 from explorer.training.train import MINER_NAMES, OPTIMIZERS, TrainingSettings, evaluate_extractor, train_extractor
 
 EXIT_BAD_INPUT = 1
-EMBEDDINGS_COLUMN = "embedding"
-# The errors the project raises on purpose for bad input; any other exception is a bug and keeps its traceback.
-INPUT_ERRORS = (InputError, DatasetValidationError, ImageReadError, CheckpointError, PretrainedWeightsUnavailable)
+EMBEDDING_SUFFIXES = (".npy", ".parquet")
+
+
+class UsageError(InputError):
+    """A malformed command line (unknown flag, missing or unparsable value)."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a usage error is an `InputError` like any other bad input: one line, exit status 1."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 class TqdmProgress:
@@ -52,7 +63,7 @@ class TqdmProgress:
 
 
 def _count(minimum: int) -> Callable[[str], int]:
-    """argparse type: a whole number of at least `minimum` (else argparse's usage error, exit status 2)."""
+    """argparse type: a whole number of at least `minimum` (else a usage error)."""
 
     def parse(text: str) -> int:
         if not text.strip().lstrip("-").isdigit() or int(text) < minimum:
@@ -86,7 +97,7 @@ def _add_model_arguments(parser: argparse.ArgumentParser, default_model: str | N
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m explorer", description=__doc__.split("\n", 1)[0])
+    parser = ArgumentParser(prog="python -m explorer", description=__doc__.split("\n", 1)[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train an extractor and write a checkpoint")
@@ -120,18 +131,31 @@ def _load_data(args: argparse.Namespace) -> LoadedDataset:
     return load_dataset(args.data, args.root, with_categories=args.with_categories)
 
 
-def _checked_checkpoint_path(out: str) -> Path:
-    """`train --out`, checked before any training so that a typo does not cost a whole run."""
+def _checked_out(out: str, suffixes: tuple[str, ...], what: str) -> Path:
+    """`--out` as a file name with one of `suffixes` (not an existing folder); cheap, so it is checked first."""
     path = Path(out)
-    if path.suffix.lower() != CHECKPOINT_SUFFIX:
-        raise InputError(f"--out {path} must end with {CHECKPOINT_SUFFIX} (checkpoints are safetensors files).")
+    if path.suffix.lower() not in suffixes:
+        raise InputError(f"--out {path} must end with {' or '.join(suffixes)} ({what}).")
     if path.is_dir():
-        raise InputError(f"--out {path} is a folder: give a file name ending with {CHECKPOINT_SUFFIX}.")
-    if not path.parent.is_dir():
-        raise InputError(f"--out {path}: the folder {path.parent} does not exist; create it or choose another path.")
+        raise InputError(f"--out {path} is a folder: give a file name ending with {' or '.join(suffixes)}.")
+    return path
+
+
+def _prepare_out_folder(path: Path) -> None:
+    """Create the folder of `--out` (as the Python API does) and make sure it can be written to, before the work."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(
+            f"--out {path}: cannot create the folder {path.parent} ({error.strerror or error})."
+        ) from error
     if not os.access(path.parent, os.W_OK | os.X_OK):
         raise InputError(f"--out {path}: the folder {path.parent} is not writable; choose another path.")
-    return path
+
+
+def _margin(value: float) -> float | None:
+    """`--margin`: a negative number means the soft-margin loss (None); NaN and infinities go on to be refused."""
+    return None if math.isfinite(value) and value < 0 else value
 
 
 def _extractor(args: argparse.Namespace) -> ViTExtractor:
@@ -150,15 +174,12 @@ def _validation_dataset(data: LoadedDataset, extractor: ViTExtractor) -> Dataset
 
 
 def run_train(args: argparse.Namespace) -> None:
-    checkpoint_path = _checked_checkpoint_path(args.out)
-    data = _load_data(args)
-    if data.train_df.empty:
-        raise DatasetValidationError(f"{data.name} has no '{C.TRAIN_SPLIT}' rows to train on.")
+    checkpoint_path = _checked_out(args.out, (CHECKPOINT_SUFFIX,), "checkpoints are safetensors files")
     settings = TrainingSettings(
         epochs=args.epochs,
         lr=args.lr,
         optimizer=args.optimizer,
-        margin=None if args.margin < 0 else args.margin,
+        margin=_margin(args.margin),
         miner=args.miner,
         n_labels=args.n_labels,
         n_instances=args.n_instances,
@@ -168,10 +189,15 @@ def run_train(args: argparse.Namespace) -> None:
         eval_batch_size=args.batch_size,
         seed=args.seed,
     )
+    data = _load_data(args)
+    if data.train_df.empty:
+        raise DatasetValidationError(f"{data.name} has no '{C.TRAIN_SPLIT}' rows to train on.")
+    extractor = _extractor(args)
+    _prepare_out_folder(checkpoint_path)
     progress = TqdmProgress("Training")
     try:
         result = train_extractor(
-            _extractor(args),
+            extractor,
             data.train_df,
             data.validation_df if not data.validation_df.empty else None,
             dataset_root=data.root,
@@ -205,14 +231,13 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
 
 def run_embed(args: argparse.Namespace) -> None:
-    out = Path(args.out)
-    if out.suffix.lower() not in (".npy", ".parquet"):
-        raise InputError(f"--out {out} must end with .npy or .parquet.")
+    out = _checked_out(args.out, EMBEDDING_SUFFIXES, "a matrix, or the rows plus an embedding column")
     data = _load_data(args)
     df = data.df if args.split == "all" else data.df[data.df[C.SPLIT_COLUMN] == args.split].reset_index(drop=True)
     if df.empty:
         raise DatasetValidationError(f"{data.name} has no rows in split {args.split!r}.")
     extractor = _extractor(args)
+    _prepare_out_folder(out)
     embeddings = inference_on_images(
         extractor,
         [resolve_path(p, data.root) for p in df[C.PATHS_COLUMN]],
@@ -222,11 +247,10 @@ def run_embed(args: argparse.Namespace) -> None:
         verbose=True,
         bboxes=[bbox_of_row(row) for _, row in df.iterrows()],
     ).numpy()
-    out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".npy":
         np.save(out, embeddings)
     else:
-        df.assign(**{EMBEDDINGS_COLUMN: list(embeddings)}).to_parquet(out, index=False)
+        df.assign(**{C.EMBEDDING_COLUMN: list(embeddings)}).to_parquet(out, index=False)
     print(f"Wrote {embeddings.shape[0]} x {embeddings.shape[1]} embeddings to {out}")
 
 
@@ -234,10 +258,10 @@ COMMANDS = {"train": run_train, "evaluate": run_evaluate, "embed": run_embed}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         COMMANDS[args.command](args)
-    except INPUT_ERRORS as error:
+    except InputError as error:
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return 0

@@ -73,7 +73,7 @@ def test_embed_writes_one_row_per_image(csv_path, tmp_path, suffix):
         assert np.load(out).shape == (16, 256)
     else:
         table = pd.read_parquet(out)
-        assert len(table) == 16 and len(table["embedding"][0]) == 256 and "label" in table.columns
+        assert len(table) == 16 and len(table[C.EMBEDDING_COLUMN][0]) == 256 and "label" in table.columns
 
 
 @pytest.mark.parametrize(
@@ -92,33 +92,99 @@ def test_bad_input_gives_one_line_and_non_zero_exit(argv, message, capsys):
     assert error.startswith("error: ") and message in error
 
 
+def _one_error_line(capsys) -> str:
+    """The whole of stderr, which must be exactly one `error: ...` line."""
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
+
+
 @pytest.mark.parametrize("flag", ["--image-size", "--batch-size"])
 def test_sizes_below_one_are_usage_errors(flag, capsys):
+    assert main(["evaluate", "--data", "mock", *TINY, flag, "0"]) == 1
+    assert f"argument {flag}: must be a whole number of at least 1, got '0'" in _one_error_line(capsys)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["evaluate", "--data", "mock", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+        (["evaluate"], "the following arguments are required: --data"),
+        (["train", "--data", "mock", "--out", "m.safetensors", "--lr", "fast"], "argument --lr: invalid float value"),
+        (["no-such-command"], "invalid choice: 'no-such-command'"),
+    ],
+)
+def test_malformed_flags_give_one_line_and_exit_status_1(argv, message, capsys):
+    assert main(argv) == 1
+    assert message in _one_error_line(capsys)
+
+
+def test_help_still_exits_0(capsys):
     with pytest.raises(SystemExit) as exited:
-        main(["evaluate", "--data", "mock", *TINY, flag, "0"])
-    assert exited.value.code == 2
-    assert f"argument {flag}: must be a whole number of at least 1, got '0'" in capsys.readouterr().err
+        main(["train", "--help"])
+    assert exited.value.code == 0 and "--margin" in capsys.readouterr().out
 
 
 def _no_training(*args, **kwargs):
-    raise AssertionError("training started although --out is unusable")
+    raise AssertionError("training started although the input is unusable")
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        (["--lr", "nan"], "learning rate (lr) must be a finite number above 0, got nan"),
+        (["--margin", "nan"], "margin (None: soft margin) must be a finite number 0 or more, got nan"),
+        (["--margin", "inf"], "got inf"),
+        (["--margin=-inf"], "got -inf"),  # negative means soft margin, but not an infinite one
+    ],
+)
+def test_non_finite_settings_are_refused_before_training(setting, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "train_extractor", _no_training)
+    monkeypatch.setattr(cli, "load_dataset", _no_training)  # refused before the data is even read
+    assert main(["train", "--data", "mock", *TINY, "--out", str(tmp_path / "m.safetensors"), *setting]) == 1
+    assert message in _one_error_line(capsys)
+    assert not list(tmp_path.iterdir())
+
+
+class _TrainingStarted(Exception):
+    pass
+
+
+def test_negative_margin_means_the_soft_margin_loss(tmp_path, monkeypatch):
+    def record_settings(*args, settings, **kwargs):
+        raise _TrainingStarted(settings)
+
+    monkeypatch.setattr(cli, "train_extractor", record_settings)
+    with pytest.raises(_TrainingStarted) as started:
+        main(["train", "--data", "mock", *TINY, "--out", str(tmp_path / "m.safetensors"), "--margin", "-1"])
+    assert started.value.args[0].margin is None
 
 
 @pytest.mark.parametrize(
     ("out", "message"),
     [
         ("model.pt", "must end with .safetensors"),
-        ("no/such/folder/model.safetensors", "does not exist"),
         ("folder.safetensors", "is a folder"),
+        ("a_file/model.safetensors", "cannot create the folder a_file"),
     ],
 )
 def test_train_checks_out_before_any_training(out, message, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "folder.safetensors").mkdir()
+    (tmp_path / "a_file").write_text("a file where a folder would go")
     monkeypatch.setattr(cli, "train_extractor", _no_training)
     assert main(["train", "--data", "mock", *TINY, "--out", out]) == 1
-    error = capsys.readouterr().err.strip().splitlines()
-    assert len(error) == 1 and error[0].startswith("error: --out") and message in error[0]
+    error = _one_error_line(capsys)
+    assert error.startswith("error: --out") and message in error
+
+
+def test_train_and_embed_create_the_out_folder(csv_path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = ["--epochs", "1", "--n-labels", "2", "--n-instances", "2"]
+    assert main(["train", "--data", str(csv_path), *TINY, *settings, "--out", "runs/shapes.safetensors"]) == 0
+    assert read_checkpoint_metadata(tmp_path / "runs" / "shapes.safetensors").training["epochs_done"] == 1
+    assert main(["embed", "--data", str(csv_path), *TINY, "--out", "out/new/emb.parquet"]) == 0
+    assert len(pd.read_parquet(tmp_path / "out" / "new" / "emb.parquet")[C.EMBEDDING_COLUMN]) == 32
 
 
 def test_train_refuses_an_out_folder_it_cannot_write_to(tmp_path, monkeypatch, capsys):

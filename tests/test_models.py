@@ -98,7 +98,7 @@ def test_model_spec_decides_each_kind_once(tmp_path):
 def test_model_spec_refuses_what_is_not_weights_with_the_fix():
     with pytest.raises(InputError, match="Unknown weights 'no_such_preset'.*a checkpoint path ending in .safetensors"):
         parse_model_spec("no_such_preset")
-    with pytest.raises(InputError, match="'resnet18' is an architecture: .*'resnet18.a1_in1k'.*weights 'random'"):
+    with pytest.raises(InputError, match="'resnet18' is an architecture: .*'resnet18.a1_in1k'.*--arch resnet18"):
         parse_model_spec("resnet18")
     with pytest.raises(InputError, match="no pretrained weights 'test_vit.no_such_tag'.*'test_vit.r160_in1k'"):
         parse_model_spec("test_vit.no_such_tag")  # timm itself raises RuntimeError for an unknown tag

@@ -134,8 +134,8 @@ def _unknown_weights_message(name: str) -> str:
         problem = f"timm has no pretrained weights {name!r}" if "." in name else f"{name!r} is an architecture"
         return (
             f"{problem}: give timm's 'arch.tag' form ({weights}; downloaded from the Hugging Face hub), or random "
-            f"initialisation (weights None with arch={base!r}; in the app: weights 'random'). Offline, use the "
-            f"preset {OFFLINE_PRESET!r}."
+            f"initialisation (ViTExtractor(None, arch={base!r}); the CLI's --arch {base}; the app's weights "
+            f"'random'). Offline, use the preset {OFFLINE_PRESET!r}."
         )
     return (
         f"Unknown weights {name!r}: use a preset ({', '.join(PRESETS)}), a timm pretrained name "
