@@ -324,3 +324,15 @@ def test_a_loaded_extractor_is_described_from_its_own_image_config(tmp_path):
     assert again.description == "test_vit (checkpoint model.safetensors, 48 px)" and again.choice.name == "test_vit"
     with pytest.raises(InputError, match="is a file: choose weights 'checkpoint'"):
         load_extractor(ModelChoice(str(checkpoint), "pretrained"))
+
+
+def test_load_extractor_lets_allow_refuse_the_spec_before_anything_is_built():
+    seen: list[ModelSpec] = []
+
+    def over_budget(spec: ModelSpec) -> None:
+        seen.append(spec)
+        raise InputError("over this app's budget")
+
+    with pytest.raises(InputError, match="over this app's budget"):  # offline, building it would fail otherwise
+        load_extractor(ModelChoice("vits16_dino", "pretrained"), allow=over_budget)
+    assert [(spec.kind, spec.timm_arch) for spec in seen] == [("preset", "vit_small_patch16_224")]

@@ -71,10 +71,18 @@ def available_models() -> list[str]:
     return [OFFLINE_PRESET, *(name for name in PRESETS if name != OFFLINE_PRESET)]
 
 
-def load_extractor(choice: ModelChoice, image_size: int | None = None) -> Extractor:
-    """Build the extractor a `ModelChoice` names, in eval mode, fed at `image_size` (None: the model's own)."""
+def load_extractor(
+    choice: ModelChoice, image_size: int | None = None, allow: Callable[[ModelSpec], None] | None = None
+) -> Extractor:
+    """Build the extractor a `ModelChoice` names, in eval mode, fed at `image_size` (None: the model's own).
+
+    `allow` sees the parsed spec before anything is built or downloaded and raises to refuse it (the serving
+    policy's size budget)."""
     try:
-        model = ViTExtractor(choice.spec())
+        spec = choice.spec()
+        if allow is not None:
+            allow(spec)
+        model = ViTExtractor(spec)
     except CheckpointError as error:  # name the user's file, not the server folder its upload landed in
         message = str(error)
         if choice.checkpoint:
