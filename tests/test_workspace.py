@@ -51,6 +51,9 @@ def test_parse_query_ids_accepts_commas_and_spaces_and_drops_repeats():
         ("-1", r"Query id -1 is out of range.*valid ids are 0\.\.9"),
         ("1, two", r"Query id 'two' is not an integer.*valid ids are 0\.\.9"),
         (" , ", r"No query ids given.*valid ids are 0\.\.9"),
+        ("1_0", r"Query id '1_0' is not an integer"),  # int() would read 10
+        ("\u0663", r"is not an integer"),  # an Arabic-Indic 3: int() would read 3
+        ("+2", r"Query id '\+2' is not an integer"),
     ],
 )
 def test_parse_query_ids_rejects_bad_input_with_the_valid_range(text, message):
@@ -229,12 +232,13 @@ def test_search_without_an_image_asks_for_one(shared):
         shared.search(None, 3)
 
 
-def test_export_writes_embeddings_metrics_and_projection(shared):
-    files = {path.name: path for path in shared.export(["pca"])}
+def test_export_writes_embeddings_metrics_and_projection(shared, session):
+    files = {path.name: path for path in session.export(["pca"])}
+    assert all(path.is_relative_to(session.files.root) for path in files.values())  # removed with the session
     embeddings = np.load(files["embeddings.npy"])
     table = pd.read_parquet(files["embeddings.parquet"])
     assert embeddings.shape == shared.embeddings().shape
-    assert table[C.PATHS_COLUMN].tolist() == list(shared.items.paths)
+    assert table[C.PATHS_COLUMN].tolist() == shared.df[C.PATHS_COLUMN].tolist()  # relative: no server folder
     assert table[C.LABELS_COLUMN].tolist() == shared.df[C.LABELS_COLUMN].tolist()
     assert np.allclose(np.stack(table[C.EMBEDDING_COLUMN].to_numpy()), embeddings)
     assert json.loads(files["metrics.json"].read_text())["metrics"]["OVERALL/map/5"] == pytest.approx(
@@ -253,13 +257,13 @@ def test_uploaded_zip_of_an_image_folder_becomes_the_dataset(session, tmp_path):
     with zipfile.ZipFile(archive, "w") as zipped:
         for row, path in enumerate(source.items.paths[:12]):
             zipped.write(path, f"birds/class_{row % 4}/{row}.jpg")
-    own = session.edit()
-    own.load_uploaded_zip(archive)
+    session.load_uploaded_zip(archive)
+    own = session.workspace
     counts = dict(own.data_summary().values.tolist())
     assert counts["images"] == "12" and counts["labels"] == "4"
     unpacked = own.dataset.root
-    assert unpacked.is_dir()
-    own.load_data("mock")  # the next dataset removes the unpacked upload
+    assert unpacked.is_dir() and unpacked.is_relative_to(session.files.root)
+    session.load_data("mock")  # the next dataset removes the unpacked upload
     assert not unpacked.exists()
 
 
@@ -267,12 +271,10 @@ def test_a_zip_that_fails_to_load_leaves_nothing_behind(session, tmp_path):
     archive = tmp_path / "bad.zip"
     with zipfile.ZipFile(archive, "w") as zipped:
         zipped.writestr("data.csv", "label,path\n0,a.jpg\n")  # no split / is_query / is_gallery columns
-    own = session.edit()
-    uploads = own.cache_dir / "uploads"
-    before = set(uploads.iterdir()) if uploads.exists() else set()
+    uploads = session.files.root / "uploads"
     with pytest.raises(ValueError, match="Missing required column"):
-        own.load_uploaded_zip(archive)
-    assert (set(uploads.iterdir()) if uploads.exists() else set()) == before
+        session.load_uploaded_zip(archive)
+    assert not any(uploads.iterdir())
 
 
 def test_set_model_rejects_unknown_names_and_missing_checkpoints(session):
@@ -285,7 +287,7 @@ def test_set_model_rejects_unknown_names_and_missing_checkpoints(session):
 
 def test_checkpoint_download_loads_back_to_the_same_embeddings(session):
     own = session.edit()
-    path = own.save_checkpoint()
+    path = session.save_checkpoint()
     before = own.embeddings()
     own.set_model(TINY_MODEL, "checkpoint", str(path))
     assert np.allclose(own.embeddings(), before, atol=1e-5)
@@ -293,10 +295,10 @@ def test_checkpoint_download_loads_back_to_the_same_embeddings(session):
 
 def test_a_loaded_checkpoint_is_named_by_its_architecture_not_the_name_field(session):
     own = session.edit()
-    path = own.save_checkpoint()
+    path = session.save_checkpoint()
     own.set_model("resnet18", "checkpoint", str(path))
     assert own.extractor.choice.name == TINY_MODEL
-    assert own.extractor.description == f"{TINY_MODEL} (checkpoint {path.name})"
+    assert own.extractor.description == f"{TINY_MODEL} (checkpoint {path.name}, {TINY_IMAGE_SIZE} px)"
 
 
 def test_a_broken_checkpoint_upload_is_named_without_the_server_folder(session, tmp_path):
@@ -359,12 +361,12 @@ def test_a_cancel_pressed_while_the_run_waits_stops_it_and_only_it(shared):
     session = WorkspaceSession(shared)
     settings = TrainingSettings(epochs=1, lr=1e-3, n_labels=2, n_instances=2, image_size=TINY_IMAGE_SIZE)
     session.arm_training()  # Train clicked; the run now waits in the queue
-    session.stop_training()  # Cancel clicked meanwhile
+    session.cancel()  # Cancel clicked meanwhile
     _, status = list(session.train(settings))[-1]
     assert "No epoch finished" in status
     _, status = list(session.train(settings))[-1]  # that Cancel is used up: the next run trains
     assert status.startswith("Finished 1 epoch(s)")
-    session.stop_training()  # a Cancel with nothing queued or running ...
+    session.cancel()  # a Cancel with nothing queued or running ...
     session.arm_training()  # ... is forgotten when Train is clicked next
     _, status = list(session.train(settings))[-1]
     assert status.startswith("Finished 1 epoch(s)")
@@ -413,7 +415,7 @@ def test_cancelling_training_stops_it_before_the_requested_epochs(shared):
     settings = TrainingSettings(epochs=30, lr=1e-3, n_labels=2, n_instances=2, image_size=TINY_IMAGE_SIZE)
     updates = session.train(settings)
     next(updates)  # the first epoch finished
-    session.stop_training()
+    session.cancel()
     history, status = list(updates)[-1]
     assert len(history) < 30
     assert "Cancelled" in status

@@ -92,12 +92,14 @@ def load_dataset(
     seed: int = 0,
     with_categories: bool = False,
     progress: Progress | None = None,
+    confine_to_root: bool = False,
 ) -> LoadedDataset:
     """Load a built-in name ("shapes", "mock", "digits"), an OML CSV, or an image folder, and validate it.
 
     A CSV's paths are relative to `dataset_root` (default: the CSV's folder). A folder holding `df.csv` is read
     as that CSV; any other folder is imported as `<class>/<image>` (or `<category>/<class>/<image>` with
-    `with_categories`) with classes split by `seed`.
+    `with_categories`) with classes split by `seed`. `confine_to_root` is for untrusted tables (uploads): every
+    path must lie inside the root (see `validate_dataframe`).
     """
     text = str(source)
     if text in BUILTIN_DATASETS:
@@ -118,5 +120,5 @@ def load_dataset(
             )
         # a generic "df.csv" is named after its folder, any other CSV after itself
         name = path.parent.name if path.name == CSV_NAME else path.stem
-    report = validate_dataframe(df, root)
+    report = validate_dataframe(df, root, confine_to_root=confine_to_root)
     return LoadedDataset(df=report.df, root=Path(root), name=name, warnings=report.warnings)

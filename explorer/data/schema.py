@@ -76,9 +76,10 @@ def resolve_path(path: str, dataset_root: Path) -> Path:
 class _Checker:
     """Collects errors and warnings while normalising a copy of the dataframe column by column."""
 
-    def __init__(self, df: pd.DataFrame, dataset_root: Path):
+    def __init__(self, df: pd.DataFrame, dataset_root: Path, confine_to_root: bool = False):
         self.df = df.reset_index(drop=True).copy()
         self.root = dataset_root
+        self.confine_to_root = confine_to_root
         self.errors: list[str] = []
         self.warnings: list[str] = []
 
@@ -159,12 +160,24 @@ class _Checker:
         if empty.any():
             self.errors.append(f"Column 'path' is empty in {_rows(empty)}.")
         root = self.root.resolve()
+        absolute = paths.map(lambda p: Path(p).is_absolute()) & ~empty
         escaping = paths.map(lambda p: not Path(p).is_absolute() and not _inside(root / p, root)) & ~empty
         if escaping.any():
-            self.errors.append(
-                f"Relative paths must stay inside dataset_root {self.root}; {_rows(escaping)} escape it: "
-                f"{_first(paths[escaping].tolist())}. Use absolute paths or move the images under the root."
+            fix = (
+                "Keep every image inside the upload."
+                if self.confine_to_root
+                else "Use absolute paths or move the images under the root."
             )
+            self.errors.append(
+                f"Relative paths must stay inside dataset_root; {_rows(escaping)} escape it: "
+                f"{_first(paths[escaping].tolist())}. {fix}"
+            )
+        if self.confine_to_root and absolute.any():
+            self.errors.append(
+                f"Absolute paths are not allowed here (paths are relative to the upload's folder); "
+                f"{_rows(absolute)} give one: {_first(paths[absolute].tolist())}. Make them relative to the CSV's folder."
+            )
+            escaping = escaping | absolute
         key_columns = [C.PATHS_COLUMN] + [c for c in C.BBOX_COLUMNS if c in self.df.columns]
         duplicated = self.df.duplicated(subset=key_columns, keep=False)
         if duplicated.any():
@@ -180,7 +193,7 @@ class _Checker:
         missing = ~exists
         if missing.any():
             self.errors.append(
-                f"{int(missing.sum())} image file(s) not found under dataset_root {self.root}, e.g. "
+                f"{int(missing.sum())} image file(s) not found under dataset_root ({self.root.name}), e.g. "
                 f"{_first(self.df[C.PATHS_COLUMN][missing].tolist())}. Check dataset_root and the 'path' column."
             )
 
@@ -244,8 +257,13 @@ def _inside(path: Path, root: Path) -> bool:
         return False
 
 
-def validate_dataframe(df: pd.DataFrame, dataset_root: str | Path, check_files: bool = True) -> ValidationReport:
+def validate_dataframe(
+    df: pd.DataFrame, dataset_root: str | Path, check_files: bool = True, confine_to_root: bool = False
+) -> ValidationReport:
     """Check an OML-format dataframe and return a normalised copy (index 0..N-1) with warnings.
+
+    `confine_to_root` (untrusted tables, e.g. a visitor's upload): absolute paths are refused like `../`
+    escapes, and no file outside the root is even looked for, so an error never tells what exists elsewhere.
 
     Normalised: `label` int64, `path` str, `is_query`/`is_gallery` nullable booleans (NA on train rows),
     bbox columns nullable ints. Train labels with a single image are dropped with a warning.
@@ -254,7 +272,7 @@ def validate_dataframe(df: pd.DataFrame, dataset_root: str | Path, check_files: 
         raise DatasetValidationError(f"Expected a pandas DataFrame, got {type(df).__name__}.")
     if df.empty:
         raise DatasetValidationError("The dataset is empty: the dataframe has no rows.")
-    checker = _Checker(df, Path(dataset_root))
+    checker = _Checker(df, Path(dataset_root), confine_to_root)
     checker.columns()  # every check whose columns are present runs, so one error lists every problem
     if checker.has(C.LABELS_COLUMN):
         checker.labels()

@@ -6,11 +6,13 @@ random init or from a checkpoint has the same module layout and the same state-d
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import timm
+import torch
 from torch import nn
 
 from explorer.errors import InputError
@@ -114,3 +116,12 @@ def create_backbone(timm_arch: str, pretrained_file: str | Path | None = None) -
 def _accepts_dynamic_size(timm_arch: str) -> bool:
     """Models of timm's `vision_transformer` module interpolate position embeddings on the fly when asked."""
     return timm.models.model_entrypoint(timm_arch).__module__ == "timm.models.vision_transformer"
+
+
+@functools.lru_cache(maxsize=256)
+def parameter_count(timm_arch: str) -> int:
+    """Parameters of a timm architecture, counted on the meta device: nothing is allocated, so even a
+    billion-parameter name is measured in well under a second (what a size budget needs before building)."""
+    with torch.device("meta"):
+        model = timm.create_model(resolve_arch(timm_arch), pretrained=False, num_classes=0)
+    return sum(parameter.numel() for parameter in model.parameters())

@@ -11,7 +11,6 @@ import pandas as pd
 import torch
 
 from explorer import const as C
-from explorer.data.items import ItemIndex
 from explorer.metrics.evaluation import EvaluationResult
 from explorer.models import save_checkpoint
 from explorer.viz.projection import projection_frame, save_projection
@@ -22,17 +21,16 @@ def export_files(
     folder: Path,
     embeddings: np.ndarray,
     df: pd.DataFrame,
-    items: ItemIndex,
     evaluation: EvaluationResult,
     model_description: str,
     projections: Mapping[str, np.ndarray],
 ) -> list[Path]:
     """Write embeddings (.npy + parquet with the dataset's columns), metrics (CSV + JSON) and projection coords
-    (one CSV per method) into a new `folder`."""
-    folder.mkdir(parents=True)
-    with_paths = df.assign(**{C.PATHS_COLUMN: list(items.paths)})
+    (one CSV per method) into `folder` (created if needed). Paths stay as the dataset gives them (relative to
+    its root), so no file tells where the data lives on the server."""
+    folder.mkdir(parents=True, exist_ok=True)
     np.save(folder / "embeddings.npy", embeddings)
-    table = with_paths.reset_index(names="id")
+    table = df.reset_index(names="id")
     table[C.EMBEDDING_COLUMN] = list(embeddings)
     table.to_parquet(folder / "embeddings.parquet", index=False)
     metrics_frame(evaluation.metrics_flat).to_csv(folder / "metrics.csv", index=False)
@@ -41,7 +39,7 @@ def export_files(
     )
     files = [folder / name for name in ("embeddings.npy", "embeddings.parquet", "metrics.csv", "metrics.json")]
     for method, coords in projections.items():
-        files.append(save_projection(projection_frame(coords, with_paths, method), folder / f"projection_{method}.csv"))
+        files.append(save_projection(projection_frame(coords, df, method), folder / f"projection_{method}.csv"))
     return files
 
 

@@ -34,22 +34,21 @@ def parse_query_ids(text: str | Sequence[int], n_queries: int) -> list[int]:
     tokens = text.replace(",", " ").split() if isinstance(text, str) else [str(t) for t in text]
     if not tokens:
         raise InputError(f"No query ids given: enter ids such as '0, 3, 7' (valid ids are 0..{n_queries - 1}).")
+    if len(tokens) > MAX_QUERIES_PER_GRID:
+        raise InputError(f"{len(tokens)} query ids given: show at most {MAX_QUERIES_PER_GRID} at once.")
     ids = []
     for token in tokens:
-        try:
-            ids.append(int(token))
-        except ValueError:
+        if not _is_plain_whole_number(token.removeprefix("-")):
             raise InputError(
                 f"Query id {token!r} is not an integer: enter ids such as '0, 3, 7' (valid ids are 0..{n_queries - 1})."
-            ) from None
+            )
+        ids.append(int(token))
     out_of_range = [i for i in ids if not 0 <= i < n_queries]
     if out_of_range:
         raise InputError(
             f"Query id {out_of_range[0]} is out of range: this dataset has {n_queries} queries, "
             f"valid ids are 0..{n_queries - 1}."
         )
-    if len(ids) > MAX_QUERIES_PER_GRID:
-        raise InputError(f"{len(ids)} query ids given: show at most {MAX_QUERIES_PER_GRID} at once.")
     return list(dict.fromkeys(ids))
 
 
@@ -57,7 +56,7 @@ def parse_top_k(text: str) -> tuple[int, ...]:
     """The k of cmc / precision / map from text such as "1, 5, 10", sorted, with 1 and 5 always kept."""
     values = []
     for token in text.replace(",", " ").split():
-        if not token.isdigit() or int(token) < 1:
+        if not _is_plain_whole_number(token) or int(token) < 1:
             raise InputError(f"k must be a positive whole number such as '1, 5, 10', got {token!r}.")
         values.append(int(token))
     if not values:
@@ -101,3 +100,8 @@ def training_settings(
         n_instances=n_instances,
         image_size=image_size or None,
     )
+
+
+def _is_plain_whole_number(token: str) -> bool:
+    """ASCII digits only: `int()` would also take "1_0" (10) and other scripts' digits ("٣" is 3)."""
+    return token.isascii() and token.isdigit()

@@ -1,18 +1,30 @@
 """One browser session's view of the app: the shared default workspace until the user changes something, then
-its own cheap copy (copy-on-write), so sessions never see each other's uploads, models or training runs."""
+its own cheap copy (copy-on-write), so sessions never see each other's uploads, models or training runs.
+
+The session also owns what one visitor may hold: its files (removed by `close()` when the browser session ends),
+one heavy job at a time (a data or model load, or a training run) and the Cancel that stops it."""
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import pandas as pd
 
 from explorer.errors import InputError
 from explorer.progress import Progress
 from explorer.training.train import EpochRecord, TrainingResult, TrainingSettings, history_frame
+from explorer.workspace.files import EXPORTS, UPLOADS, SessionFiles
 from explorer.workspace.workspace import Workspace
+
+CHECKPOINTS = "checkpoints"
+
+
+class Cancelled(InputError):
+    """The user pressed Cancel: the job stopped and the session kept its previous state."""
 
 
 class WorkspaceSession:
@@ -26,8 +38,12 @@ class WorkspaceSession:
         shared.read_only = True
         self._shared = shared
         self._own: Workspace | None = None
-        self._stop_training = threading.Event()
+        self._cancel = threading.Event()
         self._training: threading.Thread | None = None
+        self.files = SessionFiles(shared.cache_dir)
+        self._job_guard = threading.Lock()
+        self._job: str | None = None  # what the session's one heavy job is doing, for the "busy" message
+        self.latest_checkpoint: Path | None = None  # the last completed epoch of the latest training run
 
     def __deepcopy__(self, memo: dict) -> WorkspaceSession:
         return WorkspaceSession(self._shared)
@@ -62,16 +78,21 @@ class WorkspaceSession:
         closing the generator (the browser went away).
         """
         workspace = self.edit()  # also refuses a second run while one is going
+        self._start_job("training", keep_pending_cancel=True)  # held until the worker ends
         epochs: list[EpochRecord] = []
         outcome: list[TrainingResult | BaseException] = []
+        checkpoint = self.files.new_folder(CHECKPOINTS) / "trained.safetensors"
 
         def run() -> None:
             try:
-                outcome.append(workspace.train(settings, progress, self._stop_training.is_set, epochs.append))
+                outcome.append(
+                    workspace.train(settings, progress, self._cancel.is_set, epochs.append, checkpoint_path=checkpoint)
+                )
             except BaseException as error:  # re-raised in the caller's thread below
                 outcome.append(error)
             finally:
-                self._stop_training.clear()  # a Cancel ends one run, never the next
+                self._cancel.clear()  # a Cancel ends one run, never the next
+                self._end_job()
 
         worker = threading.Thread(target=contextvars.copy_context().run, args=(run,), name="training", daemon=True)
         self._training = worker
@@ -85,10 +106,12 @@ class WorkspaceSession:
                     yield history_frame(epochs), f"Training: epoch {shown}/{settings.epochs} done."
         finally:
             if worker.is_alive():  # the caller stopped listening (tab closed, event cancelled): stop the run too
-                self._stop_training.set()
+                self._cancel.set()
         if isinstance(outcome[0], BaseException):
             raise outcome[0]
         result = outcome[0]
+        if result.checkpoint_path is not None:
+            self.latest_checkpoint = Path(result.checkpoint_path)
         if not result.history:
             status = f"{result.stopped_reason or 'Stopped'} No epoch finished: the extractor is unchanged."
         else:
@@ -101,7 +124,72 @@ class WorkspaceSession:
         """Forget a Cancel pressed while nothing was queued or running; called when Train is clicked, so a
         Cancel pressed while the run still waits in the queue is kept and stops it as soon as it starts."""
         if not self.training_running:
-            self._stop_training.clear()
+            self._cancel.clear()
 
-    def stop_training(self) -> None:
-        self._stop_training.set()
+    def cancel(self) -> None:
+        """Stop the session's running job (training, or a data / model load) at its next step."""
+        self._cancel.set()
+
+    # -- the heavy jobs: one at a time per session, cancellable, atomic --------------------------------------
+
+    def load_data(self, source: str, dataset_root: str | None = None, progress: Progress | None = None) -> None:
+        """Switch the session to another dataset (see `Workspace.load_data`); Cancel keeps the old one."""
+        with self._heavy_job("loading data"):
+            self.edit().load_data(source, dataset_root, self._cancellable(progress))
+
+    def load_uploaded_zip(self, zip_path: str | Path, progress: Progress | None = None) -> None:
+        """Switch to a dataset uploaded as a zip, unpacked into this session's own files."""
+        with self._heavy_job("loading an upload"):
+            self.edit().load_uploaded_zip(zip_path, self.files.new_folder(UPLOADS), self._cancellable(progress))
+
+    def set_model(
+        self, name: str, weights: str, checkpoint: str | None = None, progress: Progress | None = None
+    ) -> None:
+        """Switch the session's extractor (see `Workspace.set_model`); Cancel keeps the old one."""
+        with self._heavy_job("loading a model"):
+            self.edit().set_model(name, weights, checkpoint, self._cancellable(progress))
+
+    def export(self, methods: Sequence[str], progress: Progress | None = None) -> list[Path]:
+        """Embeddings, metrics and projections as files in this session's folder (pruned, removed on close)."""
+        return self.workspace.export(self.files.new_folder(EXPORTS), methods, progress)
+
+    def save_checkpoint(self) -> Path:
+        """The extractor in use as a downloadable checkpoint in this session's folder."""
+        return self.workspace.save_checkpoint(self.files.new_folder(EXPORTS))
+
+    def close(self) -> None:
+        """The browser session ended: stop its job and remove every file it wrote."""
+        self._cancel.set()
+        self.files.close()
+
+    def _start_job(self, what: str, keep_pending_cancel: bool = False) -> None:
+        """Claim the session's one heavy-job slot, or say what holds it. A Cancel pressed earlier is forgotten,
+        except for training, whose Train click arms it (`arm_training`) so a Cancel while queued still counts."""
+        if not self._job_guard.acquire(blocking=False):
+            raise InputError(f"This session is already {self._job}: wait for it to finish or press Cancel.")
+        self._job = what
+        if not keep_pending_cancel:
+            self._cancel.clear()
+
+    def _end_job(self) -> None:
+        self._job = None
+        self._job_guard.release()
+
+    @contextlib.contextmanager
+    def _heavy_job(self, what: str) -> Iterator[None]:
+        self._start_job(what)
+        try:
+            yield
+        finally:
+            self._end_job()
+
+    def _cancellable(self, progress: Progress | None) -> Progress:
+        """`progress` that also stops the job when Cancel was pressed (checked at every report)."""
+
+        def report(fraction: float, message: str) -> None:
+            if self._cancel.is_set():
+                raise Cancelled("Cancelled: the session keeps the data and model it had.")
+            if progress is not None:
+                progress(fraction, message)
+
+        return report

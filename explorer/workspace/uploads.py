@@ -11,7 +11,7 @@ MAX_UPLOAD_UNPACKED_BYTES = 4 * 1024**3  # a zip that unpacks beyond this is ref
 MAX_UPLOAD_MEMBERS = 200_000
 
 
-def unpack_upload(zip_path: str | Path, destination: Path) -> Path:
+def unpack_upload(zip_path: str | Path, destination: Path, max_bytes: int = MAX_UPLOAD_UNPACKED_BYTES) -> Path:
     """Unpack an uploaded dataset zip safely (no paths outside `destination`, bounded size) and return its root.
 
     The root is the single top-level folder when the zip wraps everything in one, else `destination`.
@@ -25,10 +25,9 @@ def unpack_upload(zip_path: str | Path, destination: Path) -> Path:
         if len(members) > MAX_UPLOAD_MEMBERS:
             raise InputError(f"The zip holds {len(members):,} files; at most {MAX_UPLOAD_MEMBERS:,} are accepted.")
         unpacked = sum(m.file_size for m in members)
-        if unpacked > MAX_UPLOAD_UNPACKED_BYTES:
+        if unpacked > max_bytes:
             raise InputError(
-                f"The zip unpacks to {unpacked / 1024**3:.1f} GiB; at most {MAX_UPLOAD_UNPACKED_BYTES / 1024**3:.0f} GiB "
-                "are accepted. Load large datasets as a path on the server instead."
+                f"The zip unpacks to {unpacked / 1024**3:.2f} GiB; at most {max_bytes / 1024**3:.0f} GiB are accepted."
             )
         root = destination.resolve()
         for member in members:

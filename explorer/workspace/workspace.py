@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import copy
 import shutil
+import tempfile
 import threading
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -49,12 +49,14 @@ from explorer.workspace.inputs import (
     parse_top_k,
 )
 from explorer.workspace.pictures import render_rows, render_search
+from explorer.workspace.policy import ServingPolicy
 from explorer.workspace.tables import metrics_frame, neighbours_table, query_table
 from explorer.workspace.uploads import dataset_source_in, unpack_upload
 
 APP_CACHE_ROOT = C.CACHE_ROOT / "app"
 DEFAULT_DATA = "shapes"
 EMBED_BATCH_SIZE = 32
+LOCAL = ServingPolicy()
 
 
 class Workspace:
@@ -64,9 +66,16 @@ class Workspace:
     (shared) workspace: get a private one with `copy()` (which `WorkspaceSession.edit()` does).
     """
 
-    def __init__(self, dataset: LoadedDataset, extractor: Extractor, cache_dir: Path = APP_CACHE_ROOT):
+    def __init__(
+        self,
+        dataset: LoadedDataset,
+        extractor: Extractor,
+        cache_dir: Path = APP_CACHE_ROOT,
+        policy: ServingPolicy = LOCAL,
+    ):
         self.dataset = dataset
         self.extractor = extractor
+        self.policy = policy
         self.base: Workspace | None = None  # this workspace before the last training run, for Compare
         self.training_history: pd.DataFrame | None = None
         self.metric_top_k: tuple[int, ...] = METRIC_TOP_K
@@ -90,13 +99,17 @@ class Workspace:
         image_size: int | None = None,
         progress: Progress | None = None,
         cache_dir: Path = APP_CACHE_ROOT,
+        policy: ServingPolicy = LOCAL,
     ) -> Workspace:
-        """Load data and model and compute embeddings and metrics now, so the first page view is complete."""
+        """Load data and model and compute embeddings and metrics now, so the first page view is complete.
+
+        What the app's owner starts it with (flags) is trusted; `policy` governs what visitors change later.
+        """
         report(progress, 0.0, f"loading data {data!r}")
-        dataset = _load_dataset(data, dataset_root)
-        choice = ModelChoice(model, "checkpoint" if checkpoint else weights, checkpoint, image_size)
+        dataset = load_dataset(data, dataset_root=dataset_root or None)
+        choice = ModelChoice(model, "checkpoint" if checkpoint else weights, checkpoint)
         report(progress, 0.1, f"loading model {choice.describe()}")
-        workspace = cls(dataset, load_extractor(choice), cache_dir)
+        workspace = cls(dataset, load_extractor(choice, image_size), cache_dir, policy)
         workspace.warm_up(scaled(progress, 0.15, 1.0))
         return workspace
 
@@ -143,31 +156,56 @@ class Workspace:
 
     # -- data --------------------------------------------------------------------------------------------
 
-    def load_data(self, source: str, dataset_root: str | None = None) -> None:
-        """Switch to another dataset (built-in name, CSV path or image-folder path on the server)."""
-        self._check_writable()
-        self.dataset = _load_dataset(source, dataset_root)
-        self.base = None
-        self.training_history = None  # curves of a run on other data would mislead
-        self._invalidate()
-        self._remove_upload()
+    def load_data(self, source: str, dataset_root: str | None = None, progress: Progress | None = None) -> None:
+        """Switch to another dataset (built-in name, or in local mode a CSV / image-folder path on the server).
 
-    def load_uploaded_zip(self, zip_path: str | Path) -> None:
-        """Switch to a dataset uploaded as a zip: an image folder, or one CSV + the images it names.
-
-        The zip is unpacked into the app cache for as long as it is the session's dataset: a failed load or the
-        next dataset removes it again.
+        The new dataset is embedded and evaluated before it replaces the current one: a failure (or a cancel
+        raised through `progress`) leaves this workspace exactly as it was.
         """
         self._check_writable()
-        target = self.cache_dir / "uploads" / uuid.uuid4().hex
+        source = (source or "").strip()
+        if not source:
+            raise InputError("No dataset given: pick a built-in name, a CSV or image-folder path, or upload a zip.")
+        self.policy.check_data_source(source)
+        report(progress, 0.0, f"loading data {source!r}")
+        self._switch(progress, dataset=load_dataset(source, dataset_root=dataset_root or None))
+
+    def load_uploaded_zip(self, zip_path: str | Path, folder: Path, progress: Progress | None = None) -> None:
+        """Switch to a dataset uploaded as a zip (an image folder, or one CSV + the images it names), unpacked
+        into `folder` for as long as it is this workspace's dataset. Paths in its CSV must stay inside it.
+
+        Like `load_data`, nothing changes unless the whole load succeeds; on failure `folder` is removed.
+        """
+        self._check_writable()
         try:
-            root = unpack_upload(zip_path, target)
+            report(progress, 0.0, "unpacking the upload")
+            root = unpack_upload(zip_path, folder, self.policy.max_upload_bytes)
             source = dataset_source_in(root)
-            self.load_data(str(source), str(root) if source.is_file() else None)
+            dataset = load_dataset(source, dataset_root=root if source.is_file() else None, confine_to_root=True)
+            self.policy.check_upload_images(len(dataset.df))
+            self._switch(progress, dataset=dataset, upload_dir=folder)
         except BaseException:
-            shutil.rmtree(target, ignore_errors=True)
+            shutil.rmtree(folder, ignore_errors=True)
             raise
-        self._upload_dir = target
+
+    def _switch(
+        self,
+        progress: Progress | None,
+        dataset: LoadedDataset | None = None,
+        extractor: Extractor | None = None,
+        upload_dir: Path | None = None,
+    ) -> None:
+        """Build the new state aside (embeddings, metrics, PCA) and swap it in only when all of it succeeded."""
+        candidate = Workspace(dataset or self.dataset, extractor or self.extractor, self.cache_dir, self.policy)
+        candidate.metric_top_k = self.metric_top_k
+        candidate.warm_up(scaled(progress, 0.1, 1.0))
+        if dataset is not None:
+            self._remove_upload()
+            self._upload_dir = upload_dir
+        self.dataset, self.extractor = candidate.dataset, candidate.extractor
+        self._derived = candidate._derived
+        self.base = None
+        self.training_history = None  # curves of a run on other data or another model would mislead
 
     def _remove_upload(self) -> None:
         if self._upload_dir is not None:
@@ -233,27 +271,26 @@ class Workspace:
 
     # -- model -------------------------------------------------------------------------------------------
 
-    def set_model(self, name: str, weights: str, checkpoint: str | None = None) -> None:
-        """Switch the extractor (preset/timm name + pretrained, random or an uploaded checkpoint)."""
+    def set_model(
+        self, name: str, weights: str, checkpoint: str | None = None, progress: Progress | None = None
+    ) -> None:
+        """Switch the extractor (preset/timm name + pretrained, random or an uploaded checkpoint).
+
+        The model must fit the serving policy (checked before anything is built); the data is embedded with it
+        before it replaces the current one, so a failure or a cancel leaves this workspace as it was.
+        """
         self._check_writable()
         if weights not in WEIGHT_CHOICES:
             raise InputError(f"Weights must be one of {', '.join(WEIGHT_CHOICES)}, got {weights!r}.")
         if weights == "checkpoint" and not checkpoint:
             raise InputError("Weights 'checkpoint' needs a checkpoint file: upload one first.")
-        self.extractor = load_extractor(
-            ModelChoice(name.strip(), weights, checkpoint if weights == "checkpoint" else None)
-        )
-        self.base = None
-        self.training_history = None
-        self._invalidate()
+        choice = ModelChoice((name or "").strip(), weights, checkpoint if weights == "checkpoint" else None)
+        report(progress, 0.0, f"loading model {choice.describe()}")
+        self._switch(progress, extractor=load_extractor(choice, allow=self.policy.check_model))
 
-    def save_checkpoint(self) -> Path:
-        """Write the current extractor to a checkpoint file the user can download (and load again)."""
-        return export_checkpoint(self.extractor.model, self.extractor.choice.name, self._export_folder())
-
-    def _export_folder(self) -> Path:
-        """A fresh folder per download, so concurrent sessions never overwrite each other's files."""
-        return self.cache_dir / "exports" / uuid.uuid4().hex
+    def save_checkpoint(self, folder: Path) -> Path:
+        """Write the current extractor into `folder` as a checkpoint the user can download (and load again)."""
+        return export_checkpoint(self.extractor.model, self.extractor.choice.name, folder)
 
     # -- derived data ------------------------------------------------------------------------------------
 
@@ -424,17 +461,20 @@ class Workspace:
         if image is None or (not isinstance(image, Image.Image) and not str(image).strip()):
             raise InputError("No image given: upload an image to search with.")
         n_instances = self._check_instances(n_instances)
-        if isinstance(image, Image.Image):  # from Python: keep a copy so the picture can show it
-            upload = self.cache_dir / "uploads" / f"{uuid.uuid4().hex}.png"
-            upload.parent.mkdir(parents=True, exist_ok=True)
-            image.convert("RGB").save(upload)
-            image = upload
-        embedding = embed_image(self.extractor, read_image(image))  # a non-image file: a message naming it
+        if isinstance(image, Image.Image):  # from Python: a short-lived copy, only for drawing the query tile
+            with tempfile.TemporaryDirectory() as folder:
+                copy_path = Path(folder) / "query.png"
+                image.convert("RGB").save(copy_path)
+                return self._search_file(copy_path, n_instances)
+        return self._search_file(Path(image), n_instances)
+
+    def _search_file(self, path: Path, n_instances: int) -> tuple[Image.Image, pd.DataFrame]:
+        embedding = embed_image(self.extractor, read_image(path))  # a non-image file: a message naming it
         items = self.items
         retrieval = search_gallery(
             embedding, self.embeddings()[items.gallery_items], n_instances, gallery_ids=items.gallery_items
         )
-        query = Tile(str(image), None, C.QUERY_COLOR, ("Query", Path(image).name))
+        query = Tile(str(path), None, C.QUERY_COLOR, ("Query", path.name))
         return render_search(query, retrieval, items, n_instances, judged=False), neighbours_table(retrieval, items)
 
     # -- training and comparison -------------------------------------------------------------------------
@@ -445,11 +485,15 @@ class Workspace:
         progress: Progress | None = None,
         should_stop: Callable[[], bool] | None = None,
         on_epoch: Callable[[EpochRecord], None] | None = None,
+        checkpoint_path: Path | None = None,
     ) -> TrainingResult:
         """Train a copy of the current extractor on the train split (validating on the validation split after
         every epoch); afterwards it is the current extractor and this workspace as it was is the `base` that
-        Compare measures against. A run cancelled before its first epoch ends changes nothing."""
+        Compare measures against. A run cancelled before its first epoch ends changes nothing.
+
+        `checkpoint_path` is rewritten (atomically) after every completed epoch: the latest good weights."""
         self._check_writable()
+        self.policy.check_image_size(settings.image_size)
         model = copy.deepcopy(self.extractor.model)
         result = train_extractor(
             model,
@@ -460,6 +504,7 @@ class Workspace:
             progress=progress,
             on_epoch_end=on_epoch,
             cancel=should_stop,
+            checkpoint_path=checkpoint_path,
         )
         if not result.history:
             return result
@@ -492,22 +537,15 @@ class Workspace:
 
     # -- export ------------------------------------------------------------------------------------------
 
-    def export(self, methods: Sequence[str] = ("pca",), progress: Progress | None = None) -> list[Path]:
-        """Write embeddings (.npy + parquet with paths and labels), metrics (CSV + JSON) and projection coords."""
+    def export(self, folder: Path, methods: Sequence[str] = ("pca",), progress: Progress | None = None) -> list[Path]:
+        """Write embeddings (.npy + parquet with the dataset's relative paths), metrics (CSV + JSON) and projection
+        coordinates into `folder` (new)."""
         projections = {method: self.projection_coords(method, progress) for method in methods}
         return export_files(
-            self._export_folder(),
+            folder,
             self.embeddings(),
             self.df,
-            self.items,
             self.evaluation(),
             self.extractor.description,
             projections,
         )
-
-
-def _load_dataset(source: str, dataset_root: str | None) -> LoadedDataset:
-    source = (source or "").strip()
-    if not source:
-        raise InputError("No dataset given: pick a built-in name, a CSV or image-folder path, or upload a zip.")
-    return load_dataset(source, dataset_root=dataset_root or None)

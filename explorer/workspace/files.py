@@ -1,0 +1,75 @@
+"""The files one browser session writes (unpacked uploads, exports, checkpoints, search copies) in one folder
+of its own, so they go when the session ends; and the start-up sweep of what earlier processes left behind.
+
+Per session at most one unpacked upload (the dataset in use) and the `KEEP_EXPORTS` newest download folders
+are kept; older downloads also go after `EXPORT_TTL_S`. Gradio copies every file it serves into its own cache
+first, so removing ours never breaks a download in flight.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+import uuid
+from pathlib import Path
+
+SESSIONS_FOLDER = "sessions"
+KEEP_EXPORTS = 3
+EXPORT_TTL_S = 15 * 60
+EXPORTS, UPLOADS = "exports", "uploads"
+STALE_TMP_AGE_S = 10 * 60  # younger temp files may belong to another process writing right now
+
+
+class SessionFiles:
+    """A folder `<cache>/sessions/<random id>/` created on first use and removed by `close()`."""
+
+    def __init__(self, cache_dir: Path):
+        self.root = Path(cache_dir) / SESSIONS_FOLDER / uuid.uuid4().hex
+        self._guard = threading.Lock()
+        self._closed = False
+
+    def new_folder(self, kind: str) -> Path:
+        """A fresh, empty folder of `kind` (EXPORTS, UPLOADS, …); old downloads are pruned first."""
+        with self._guard:
+            if self._closed:
+                raise RuntimeError("This session has ended: its files are gone.")
+            if kind == EXPORTS:
+                self._prune_exports()
+            folder = self.root / kind / uuid.uuid4().hex
+            folder.mkdir(parents=True)
+            return folder
+
+    def _prune_exports(self) -> None:
+        folders = sorted((self.root / EXPORTS).glob("*"), key=lambda p: p.stat().st_mtime, reverse=True)
+        now = time.time()
+        for index, folder in enumerate(folders):
+            if index >= KEEP_EXPORTS - 1 or now - folder.stat().st_mtime > EXPORT_TTL_S:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def disk_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file()) if self.root.exists() else 0
+
+    def close(self) -> None:
+        """Remove every file of the session (called when the browser session ends)."""
+        with self._guard:
+            self._closed = True
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def sweep_stale_files(cache_dir: Path, tmp_age_s: float = STALE_TMP_AGE_S) -> int:
+    """At start-up: remove every session folder (no session outlives its process; `uploads` / `exports` are
+    where earlier versions kept them) and temp files of interrupted atomic writes (`*.tmp`) older than
+    `tmp_age_s` under the app cache. Returns how many entries were removed."""
+    cache_dir = Path(cache_dir)
+    removed = 0
+    for parent in (cache_dir / SESSIONS_FOLDER, cache_dir / UPLOADS, cache_dir / EXPORTS):
+        for entry in parent.glob("*"):
+            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+            removed += 1
+    now = time.time()
+    for leftover in cache_dir.rglob("*.tmp"):
+        if leftover.is_file() and now - leftover.stat().st_mtime > tmp_age_s:
+            leftover.unlink(missing_ok=True)
+            removed += 1
+    return removed

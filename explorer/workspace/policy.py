@@ -1,0 +1,96 @@
+"""What a visitor may do: the local mode (the owner's own machine) and the public mode (Spaces, share links).
+
+Local: server paths allowed, any model. Public: built-in data and uploads only, models under a parameter budget,
+bounded uploads and image sizes, so no visitor can read the server's files or take the machine.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from explorer.data.loading import BUILTIN_DATASETS
+from explorer.errors import InputError
+from explorer.models.registry import PRESETS, parameter_count
+from explorer.models.spec import ModelSpec
+
+DEFAULT_MAX_MODEL_PARAMS = 30_000_000  # ResNet-50, ViT-S, ConvNeXt-T fit; ViT-B (86 M) and larger do not
+LOCAL_MAX_UPLOAD_BYTES = 4 * 1024**3
+PUBLIC_MAX_UPLOAD_BYTES = 1024**3
+PUBLIC_MAX_UPLOAD_IMAGES = 5_000
+PUBLIC_MAX_IMAGE_SIZE = 384  # train / embed resolution: compute grows with its square
+SPACES_VARIABLE = "SPACE_ID"  # set by Hugging Face Spaces in every Space
+
+
+@dataclass(frozen=True)
+class ServingPolicy:
+    """The limits one app process enforces for every session."""
+
+    public: bool = False
+    max_model_params: int | None = None  # None: no budget
+    max_upload_bytes: int = LOCAL_MAX_UPLOAD_BYTES  # unpacked size of a dataset zip
+    max_upload_images: int | None = None
+    max_image_size: int | None = None
+
+    @classmethod
+    def for_public(cls, max_model_params: int = DEFAULT_MAX_MODEL_PARAMS) -> ServingPolicy:
+        return cls(
+            public=True,
+            max_model_params=max_model_params,
+            max_upload_bytes=PUBLIC_MAX_UPLOAD_BYTES,
+            max_upload_images=PUBLIC_MAX_UPLOAD_IMAGES,
+            max_image_size=PUBLIC_MAX_IMAGE_SIZE,
+        )
+
+    @classmethod
+    def choose(cls, public: bool, share: bool, max_model_params: int = DEFAULT_MAX_MODEL_PARAMS) -> ServingPolicy:
+        """Public on Spaces (`SPACE_ID` set), with a share link, or when asked; local otherwise."""
+        if public or share or os.environ.get(SPACES_VARIABLE):
+            return cls.for_public(max_model_params)
+        return cls()
+
+    def describe(self) -> str:
+        """The header's line saying which mode runs and what it allows."""
+        if not self.public:
+            return "**Local mode**: server paths and any model are allowed."
+        return (
+            f"**Public mode**: built-in data and uploads only (up to {self.max_upload_images:,} images), models up "
+            f"to {self.max_model_params / 1e6:.0f} M parameters; your files are removed when you leave."
+        )
+
+    def check_data_source(self, source: str) -> None:
+        """Public mode reads no server path: only built-in names (uploads take another way in)."""
+        if self.public and source not in BUILTIN_DATASETS:
+            raise InputError(
+                f"This app runs in public mode: server paths cannot be loaded. Pick a built-in dataset "
+                f"({', '.join(BUILTIN_DATASETS)}) or upload a zip of your images."
+            )
+
+    def check_model(self, spec: ModelSpec) -> None:
+        """Refuse, before anything is built or downloaded, an architecture over the parameter budget."""
+        if self.max_model_params is None:
+            return
+        n_params = parameter_count(spec.timm_arch)
+        if n_params > self.max_model_params:
+            allowed = ", ".join(name for name in PRESETS if _fits(PRESETS[name].timm_arch, self.max_model_params))
+            raise InputError(
+                f"{spec.timm_arch!r} has {n_params / 1e6:.0f} M parameters, above this app's budget of "
+                f"{self.max_model_params / 1e6:.0f} M: pick a smaller model (e.g. {allowed})."
+            )
+
+    def check_image_size(self, image_size: int | None) -> None:
+        if self.max_image_size is not None and image_size is not None and image_size > self.max_image_size:
+            raise InputError(
+                f"image size {image_size} is above this app's limit of {self.max_image_size} px: choose a smaller one."
+            )
+
+    def check_upload_images(self, n_images: int) -> None:
+        if self.max_upload_images is not None and n_images > self.max_upload_images:
+            raise InputError(
+                f"The upload holds {n_images:,} images; this app accepts at most {self.max_upload_images:,}. "
+                "Upload a smaller subset."
+            )
+
+
+def _fits(timm_arch: str, budget: int) -> bool:
+    return parameter_count(timm_arch) <= budget
