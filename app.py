@@ -18,6 +18,7 @@ SHARE_SERVER = ("api.gradio.app", 443)
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from explorer.workspace import DEFAULT_DATA, DEFAULT_MODEL
+    from explorer.workspace.policy import DEFAULT_MAX_MODEL_PARAMS
 
     parser = argparse.ArgumentParser(description="Explore deep metric learning on images in the browser.")
     parser.add_argument(
@@ -34,7 +35,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="weights of --model: its pretrained ones (presets, timm 'arch.tag') or a random initialisation",
     )
     parser.add_argument("--checkpoint", default=None, help="extractor checkpoint (.safetensors) to start from")
-    parser.add_argument("--share", action="store_true", help="also serve through a public Gradio share link")
+    parser.add_argument(
+        "--share", action="store_true", help="also serve through a public Gradio share link (implies --public)"
+    )
+    parser.add_argument(
+        "--public",
+        action="store_true",
+        help="public mode (automatic on Hugging Face Spaces and with --share): no server paths, bounded models",
+    )
+    parser.add_argument(
+        "--max-model-params",
+        type=float,
+        default=DEFAULT_MAX_MODEL_PARAMS,
+        help=f"public mode's model budget in parameters (default {DEFAULT_MAX_MODEL_PARAMS:.0e})",
+    )
     parser.add_argument(
         "--host", default=None, help="interface to listen on (default 127.0.0.1, or $GRADIO_SERVER_NAME as on Spaces)"
     )
@@ -52,9 +66,22 @@ def build_app(args: argparse.Namespace):
     """(demo, launch options) on the workspace the flags describe."""
     from explorer.ui.app import build_demo, launch_options
     from explorer.workspace import Workspace
+    from explorer.workspace.files import sweep_stale_files
+    from explorer.workspace.policy import ServingPolicy
+    from explorer.workspace.workspace import APP_CACHE_ROOT
 
+    policy = ServingPolicy.choose(args.public, args.share, int(args.max_model_params))
+    removed = sweep_stale_files(APP_CACHE_ROOT)
+    if removed:
+        print(f"Removed {removed} stale session folder(s) / temp file(s) of an earlier run.", flush=True)
     workspace = Workspace.build(
-        args.data, args.dataset_root, args.model, args.checkpoint, weights=args.weights, progress=_console_progress
+        args.data,
+        args.dataset_root,
+        args.model,
+        args.checkpoint,
+        weights=args.weights,
+        progress=_console_progress,
+        policy=policy,
     )
     return build_demo(workspace), launch_options()
 
@@ -92,7 +119,8 @@ def main(argv: list[str] | None = None) -> None:
         server_name=args.host, server_port=args.port, share=share, prevent_thread_lock=True, quiet=True, **options
     )
     _precompute_umap(demo)
-    print(f"Ready in {time.perf_counter() - started:.1f} s: {demo.local_url}", flush=True)
+    mode = "public" if demo.explorer_workspace.policy.public else "local"
+    print(f"Ready in {time.perf_counter() - started:.1f} s ({mode} mode): {demo.local_url}", flush=True)
     if demo.share_url:
         print(f"Public share link: {demo.share_url}", flush=True)
     if share and not demo.share_url:

@@ -208,3 +208,24 @@ def test_exports_hold_dataset_relative_paths(session, public):
         table = pd.read_parquet(files[name]) if name.endswith("parquet") else pd.read_csv(files[name])
         assert not any(os.path.isabs(p) for p in table[C.PATHS_COLUMN])
         assert str(public.dataset.root) not in files[name].read_bytes().decode("latin-1")
+
+
+@pytest.mark.parametrize(
+    ("message", "shown"),
+    [
+        ("Image file not found: /tmp/gradio/abc123/x.jpg", "Image file not found: x.jpg"),
+        ("Cannot read CSV /srv/cache/app/sessions/u1/uploads/d/data.csv: bad", "Cannot read CSV data.csv: bad"),
+        ("'/etc/passwd' is not an image", "'passwd' is not an image"),
+        ("the folder /srv/data/ is empty", "the folder <folder> is empty"),
+        ("C:\\Users\\me\\a.png is broken", "a.png is broken"),
+        ("~/data/birds/x.jpg.", "x.jpg."),
+        (
+            "see https://huggingface.co/timm/x; pcf@0.5/1.0 and a/b",
+            "see https://huggingface.co/timm/x; pcf@0.5/1.0 and a/b",
+        ),
+    ],
+)
+def test_messages_name_files_never_server_folders(message, shown):
+    from explorer.errors import without_server_paths
+
+    assert without_server_paths(message) == shown
