@@ -26,7 +26,7 @@ def test_a_timm_name_with_random_weights_builds_offline():
         app.parse_args(["--data", "mock", "--model", "test_efficientnet", "--weights", "random"])
     )
     assert isinstance(demo, gr.Blocks) and "max_file_size" in options
-    assert "test_efficientnet (random weights)" in demo.explorer_workspace.describe()
+    assert "test_efficientnet (random weights, 160 px)" in demo.explorer_workspace.describe()
 
 
 def test_share_check_says_why_offline(monkeypatch):

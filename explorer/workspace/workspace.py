@@ -511,7 +511,7 @@ class Workspace:
         self.base = self.copy()  # keeps the pre-training embeddings and metrics: nothing is recomputed
         self.base.base = None
         epochs = len(result.history)
-        description = f"{self.extractor.choice.describe()}, trained {epochs} epoch(s) here"
+        description = f"{self.extractor.choice.describe(model)}, trained {epochs} epoch(s) here"
         self.extractor = Extractor(model.eval(), model.get_transforms(train=False), self.extractor.choice, description)
         self.training_history = result.history_frame()
         self._invalidate()
