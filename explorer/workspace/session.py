@@ -149,6 +149,11 @@ class WorkspaceSession:
         with self._heavy_job("loading a model"):
             self.edit().set_model(name, weights, checkpoint, self._cancellable(progress))
 
+    def use_embeddings(self, path: str | Path, progress: Progress | None = None) -> None:
+        """Explore embeddings computed elsewhere for the session's dataset (see `Workspace.use_embeddings`)."""
+        with self._heavy_job("reading embeddings"):
+            self.edit().use_embeddings(path, self._cancellable(progress))
+
     def export(self, methods: Sequence[str], progress: Progress | None = None) -> list[Path]:
         """Embeddings, metrics and projections as files in this session's folder (pruned, removed on close)."""
         return self.workspace.export(self.files.new_folder(EXPORTS), methods, progress)

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from explorer.checks import check_choice, check_count
 from explorer.data.images import read_image
 from explorer.data.items import ItemIndex
 from explorer.data.loading import LoadedDataset, load_dataset
+from explorer.data.precomputed import load_embeddings
 from explorer.errors import InputError
 from explorer.inference import EmbeddingsCache
 from explorer.metrics.evaluation import EvaluationResult, evaluate_embeddings
@@ -59,8 +61,17 @@ EMBED_BATCH_SIZE = 32
 LOCAL = ServingPolicy()
 
 
+@dataclass(frozen=True)
+class PrecomputedEmbeddings:
+    """Embeddings computed elsewhere for the current dataset (row-aligned), and the file they came from."""
+
+    vectors: np.ndarray
+    file_name: str
+
+
 class Workspace:
-    """A dataset + an extractor, with embeddings, evaluation, projections and pictures derived on demand.
+    """A dataset + an extractor (or embeddings computed elsewhere), with evaluation, projections and pictures
+    derived on demand.
 
     Read methods are safe to call from several threads. Mutating methods refuse to run on a read-only
     (shared) workspace: get a private one with `copy()` (which `WorkspaceSession.edit()` does).
@@ -69,12 +80,16 @@ class Workspace:
     def __init__(
         self,
         dataset: LoadedDataset,
-        extractor: Extractor,
+        extractor: Extractor | None,
         cache_dir: Path = APP_CACHE_ROOT,
         policy: ServingPolicy = LOCAL,
+        precomputed: PrecomputedEmbeddings | None = None,
     ):
+        if extractor is None and precomputed is None:
+            raise ValueError("A workspace needs an extractor or precomputed embeddings.")
         self.dataset = dataset
         self.extractor = extractor
+        self.precomputed = precomputed  # when set, the embeddings; `extractor` is then None
         self.policy = policy
         self.base: Workspace | None = None  # this workspace before the last training run, for Compare
         self.training_history: pd.DataFrame | None = None
@@ -100,16 +115,22 @@ class Workspace:
         progress: Progress | None = None,
         cache_dir: Path = APP_CACHE_ROOT,
         policy: ServingPolicy = LOCAL,
+        embeddings: str | Path | None = None,
     ) -> Workspace:
-        """Load data and model and compute embeddings and metrics now, so the first page view is complete.
+        """Load data and model (or the data's `embeddings` computed elsewhere: .npy or parquet) and compute
+        embeddings and metrics now, so the first page view is complete.
 
         What the app's owner starts it with (flags) is trusted; `policy` governs what visitors change later.
         """
         report(progress, 0.0, f"loading data {data!r}")
         dataset = load_dataset(data, dataset_root=dataset_root or None)
-        choice = ModelChoice(model, "checkpoint" if checkpoint else weights, checkpoint)
-        report(progress, 0.1, f"loading model {choice.describe()}")
-        workspace = cls(dataset, load_extractor(choice, image_size), cache_dir, policy)
+        if embeddings is not None:
+            vectors = load_embeddings(embeddings, dataset.df)
+            workspace = cls(dataset, None, cache_dir, policy, PrecomputedEmbeddings(vectors, Path(embeddings).name))
+        else:
+            choice = ModelChoice(model, "checkpoint" if checkpoint else weights, checkpoint)
+            report(progress, 0.1, f"loading model {choice.describe()}")
+            workspace = cls(dataset, load_extractor(choice, image_size), cache_dir, policy)
         workspace.warm_up(scaled(progress, 0.15, 1.0))
         return workspace
 
@@ -188,21 +209,40 @@ class Workspace:
             shutil.rmtree(folder, ignore_errors=True)
             raise
 
+    def use_embeddings(self, path: str | Path, progress: Progress | None = None) -> None:
+        """Explore embeddings computed elsewhere for the current dataset (`.npy` row-aligned, or a parquet with an
+        `embedding` column): metrics, grids, projections work without a model; search and training need one."""
+        self._check_writable()
+        report(progress, 0.0, f"reading {Path(path).name}")
+        vectors = load_embeddings(path, self.df)
+        self._switch(progress, precomputed=PrecomputedEmbeddings(vectors, Path(path).name))
+
     def _switch(
         self,
         progress: Progress | None,
         dataset: LoadedDataset | None = None,
         extractor: Extractor | None = None,
+        precomputed: PrecomputedEmbeddings | None = None,
         upload_dir: Path | None = None,
     ) -> None:
-        """Build the new state aside (embeddings, metrics, PCA) and swap it in only when all of it succeeded."""
-        candidate = Workspace(dataset or self.dataset, extractor or self.extractor, self.cache_dir, self.policy)
+        """Build the new state aside (embeddings, metrics, PCA) and swap it in only when all of it succeeded.
+
+        A new model or new precomputed embeddings replace each other; new data keeps the model and drops
+        embeddings that belonged to the old data (so it needs a model)."""
+        if extractor is None and precomputed is None:
+            if self.extractor is None:
+                raise InputError(
+                    "These embeddings came from a file, so there is no model to embed the new data with: choose a "
+                    "model on the Model tab first (or upload the new data's embeddings after loading it)."
+                )
+            extractor = self.extractor
+        candidate = Workspace(dataset or self.dataset, extractor, self.cache_dir, self.policy, precomputed)
         candidate.metric_top_k = self.metric_top_k
         candidate.warm_up(scaled(progress, 0.1, 1.0))
         if dataset is not None:
             self._remove_upload()
             self._upload_dir = upload_dir
-        self.dataset, self.extractor = candidate.dataset, candidate.extractor
+        self.dataset, self.extractor, self.precomputed = candidate.dataset, candidate.extractor, candidate.precomputed
         self._derived = candidate._derived
         self.base = None
         self.training_history = None  # curves of a run on other data or another model would mislead
@@ -267,7 +307,21 @@ class Workspace:
     def describe(self) -> str:
         """One line for the page header: what data and which model the session is looking at."""
         counts = f"{len(self.df):,} images, {self.df[C.LABELS_COLUMN].nunique()} labels, {self.n_queries} queries"
-        return f"**Data:** {self.dataset.name} ({counts}) · **Model:** {self.extractor.description}"
+        return f"**Data:** {self.dataset.name} ({counts}) · **Model:** {self.model_description()}"
+
+    def model_description(self) -> str:
+        if self.extractor is None:
+            return f"none: embeddings from {self.precomputed.file_name}"
+        return self.extractor.description
+
+    def _model_for(self, action: str) -> Extractor:
+        """The extractor, or a message that `action` needs one (the embeddings came from a file)."""
+        if self.extractor is None:
+            raise InputError(
+                f"{action} needs the model that computed these embeddings ({self.precomputed.file_name}): load it "
+                "on the Model tab (e.g. as a checkpoint); the embeddings are then recomputed with it."
+            )
+        return self.extractor
 
     # -- model -------------------------------------------------------------------------------------------
 
@@ -290,12 +344,15 @@ class Workspace:
 
     def save_checkpoint(self, folder: Path) -> Path:
         """Write the current extractor into `folder` as a checkpoint the user can download (and load again)."""
-        return export_checkpoint(self.extractor.model, self.extractor.choice.name, folder)
+        extractor = self._model_for("Downloading a checkpoint")
+        return export_checkpoint(extractor.model, extractor.choice.name, folder)
 
     # -- derived data ------------------------------------------------------------------------------------
 
     def embeddings(self, progress: Progress | None = None) -> np.ndarray:
-        """Embeddings of every row of `df` with the current extractor, `[N, D]` float32."""
+        """Embeddings of every row of `df` with the current extractor (or the precomputed ones), `[N, D]` float32."""
+        if self.precomputed is not None:
+            return self.precomputed.vectors
         return self._cached(
             ("embeddings",),
             lambda: (
@@ -469,7 +526,9 @@ class Workspace:
         return self._search_file(Path(image), n_instances)
 
     def _search_file(self, path: Path, n_instances: int) -> tuple[Image.Image, pd.DataFrame]:
-        embedding = embed_image(self.extractor, read_image(path))  # a non-image file: a message naming it
+        embedding = embed_image(
+            self._model_for("Search by image"), read_image(path)
+        )  # a non-image file: a message naming it
         items = self.items
         retrieval = search_gallery(
             embedding, self.embeddings()[items.gallery_items], n_instances, gallery_ids=items.gallery_items
@@ -494,7 +553,7 @@ class Workspace:
         `checkpoint_path` is rewritten (atomically) after every completed epoch: the latest good weights."""
         self._check_writable()
         self.policy.check_image_size(settings.image_size)
-        model = copy.deepcopy(self.extractor.model)
+        model = copy.deepcopy(self._model_for("Training").model)
         result = train_extractor(
             model,
             self.dataset.train_df,
@@ -546,6 +605,6 @@ class Workspace:
             self.embeddings(),
             self.df,
             self.evaluation(),
-            self.extractor.description,
+            self.model_description(),
             projections,
         )
