@@ -36,6 +36,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--checkpoint", default=None, help="extractor checkpoint (.safetensors) to start from")
     parser.add_argument(
+        "--embeddings",
+        default=None,
+        help="explore embeddings computed elsewhere for --data (.npy row-aligned, or parquet with an 'embedding' "
+        "column); no model is loaded",
+    )
+    parser.add_argument(
         "--share", action="store_true", help="also serve through a public Gradio share link (implies --public)"
     )
     parser.add_argument(
@@ -82,6 +88,7 @@ def build_app(args: argparse.Namespace):
         weights=args.weights,
         progress=_console_progress,
         policy=policy,
+        embeddings=args.embeddings,
     )
     return build_demo(workspace), launch_options()
 

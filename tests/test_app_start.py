@@ -42,3 +42,13 @@ def test_bad_data_flag_is_one_line_and_a_non_zero_exit(capsys):
     with pytest.raises(SystemExit) as exit_info:
         app.main(["--data", "no/such/folder"])
     assert str(exit_info.value).startswith("error: Data source 'no/such/folder'")
+
+
+def test_public_mode_is_chosen_by_flag_share_or_spaces(monkeypatch):
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    demo, _ = app.build_app(
+        app.parse_args(["--data", "mock", "--model", "test_efficientnet", "--weights", "random", "--public"])
+    )
+    policy = demo.explorer_workspace.policy
+    assert policy.public and policy.max_model_params == 30_000_000
+    assert app.parse_args(["--max-model-params", "5e6"]).max_model_params == 5e6
