@@ -1,0 +1,104 @@
+"""The page as a whole: its header and tabs, the views a fresh session sees, and the refresh that redraws every
+view after the data, the model or the training run changed (one `page_views` call, shown by component)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import Any
+
+import gradio as gr
+
+from explorer.ui.handlers import user_errors
+from explorer.ui.tabs.compare import CompareTab
+from explorer.ui.tabs.data import DataTab
+from explorer.ui.tabs.embeddings import DEFAULT_COLOR_BY, DEFAULT_METHOD, EmbeddingsTab
+from explorer.ui.tabs.export import ExportTab
+from explorer.ui.tabs.metrics import MetricsTab
+from explorer.ui.tabs.model import ModelTab
+from explorer.ui.tabs.queries import QueriesTab
+from explorer.ui.tabs.search import SearchTab
+from explorer.ui.tabs.train import TrainTab
+from explorer.ui.tabs.worst import DEFAULT_WORST_COUNT, WorstTab
+from explorer.ui.widgets import DEFAULT_INSTANCES
+from explorer.workspace import Workspace, WorkspaceSession
+from explorer.workspace.inputs import DEFAULT_WORST_METRIC
+from explorer.workspace.views import PageViews, page_views
+
+Component = gr.components.Component
+
+
+@dataclass(frozen=True)
+class Page:
+    """The page's header and the components of every tab, as `build_demo` assembled them."""
+
+    header: gr.Markdown
+    data: DataTab
+    model: ModelTab
+    train: TrainTab
+    metrics: MetricsTab
+    queries: QueriesTab
+    worst: WorstTab
+    embeddings: EmbeddingsTab
+    search: SearchTab
+    compare: CompareTab
+    export: ExportTab
+
+    def view_choices(self) -> dict[str, Component]:
+        """The inputs of a refresh besides the session, keyed by `page_views`' parameters: the user's choices it
+        keeps where they are still valid."""
+        return {
+            "query_ids": self.queries.ids,
+            "n_instances": self.queries.instances,
+            "metric": self.worst.choice.metric,
+            "n_worst": self.worst.choice.count,
+            "method": self.embeddings.method,
+            "color_by": self.embeddings.color_by,
+        }
+
+    def shown_views(self) -> dict[Component, Callable[[PageViews], Any]]:
+        """Each component a refresh redraws, and what it shows of the `PageViews`: the outputs of a refresh."""
+        return {
+            self.header: attrgetter("header"),
+            self.data.warnings: attrgetter("warnings"),
+            self.data.summary: attrgetter("summary"),
+            self.data.preview: attrgetter("preview"),
+            self.metrics.note: attrgetter("metrics_note"),
+            self.metrics.table: attrgetter("metrics_table"),
+            self.queries.ids: lambda views: gr.Textbox(value=views.query_ids, label=views.query_ids_label),
+            self.queries.grid: attrgetter("query_grid"),
+            self.worst.choice.metric: _metric_choice,
+            self.worst.grid: attrgetter("worst_grid"),
+            self.worst.table: attrgetter("worst_table"),
+            self.embeddings.plot: attrgetter("projection"),
+            self.compare.choice.metric: _metric_choice,
+            self.embeddings.clicked_row: lambda views: None,  # the clicked item may not exist any more
+            self.model.name: attrgetter("model_name"),
+            self.model.weights: attrgetter("model_weights"),
+        }
+
+
+def _metric_choice(views: PageViews) -> gr.Dropdown:
+    """A metric dropdown after a change: this evaluation's metrics, the user's one kept where it still exists."""
+    return gr.Dropdown(choices=views.metric_names, value=views.metric)
+
+
+def first_views(workspace: Workspace) -> PageViews:
+    """The page a fresh session sees: the first queries, the default metric, PCA coloured by label."""
+    return page_views(
+        workspace,
+        query_ids="",
+        n_instances=DEFAULT_INSTANCES,
+        metric=DEFAULT_WORST_METRIC,
+        n_worst=DEFAULT_WORST_COUNT,
+        method=DEFAULT_METHOD,
+        color_by=DEFAULT_COLOR_BY,
+    )
+
+
+@user_errors
+def refresh(session: WorkspaceSession, *, page: Page, **choices: Any) -> dict[Component, Any]:
+    """Every view after the data, the model or the training run changed (`choices`: `Page.view_choices`)."""
+    views = page_views(session.workspace, **choices)
+    return {component: show(views) for component, show in page.shown_views().items()}

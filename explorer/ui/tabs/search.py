@@ -1,0 +1,49 @@
+"""The Search tab: an uploaded image's nearest gallery items; `/search` in the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+import pandas as pd
+from PIL import Image
+
+from explorer.ui.handlers import user_errors
+from explorer.ui.widgets import instances_slider
+from explorer.workspace import WorkspaceSession
+from explorer.workspace.views import PageViews
+
+
+@dataclass(frozen=True)
+class SearchTab:
+    """The Search tab's components: the image, the row length, Search, and the nearest items."""
+
+    image: gr.Image
+    instances: gr.Slider
+    run: gr.Button
+    result: gr.Image
+    table: gr.Dataframe
+
+
+def build_search_tab(views: PageViews) -> SearchTab:
+    """The tab, its slider at the row length of `views`."""
+    with gr.Tab("Search", id="search"):
+        with gr.Row():
+            image = gr.Image(
+                type="filepath",  # no copy per search: the workspace reads Gradio's upload in place
+                label="Image to search with",
+                sources=["upload", "clipboard"],
+                elem_id="search-image",
+            )
+            with gr.Column():
+                instances = instances_slider(views.n_instances)
+                run = gr.Button("Search", variant="primary", elem_id="search-run")
+        result = gr.Image(type="pil", label="Nearest gallery items", format="png", elem_id="search-result")
+        table = gr.Dataframe(label="Nearest gallery items", interactive=False, elem_id="search-table")
+    return SearchTab(image, instances, run, result, table)
+
+
+@user_errors
+def search(session: WorkspaceSession, image: str | None, n_instances: int) -> tuple[Image.Image, pd.DataFrame]:
+    """Search (and `/search`): the picture and the table of the nearest gallery items, in the API's order."""
+    return session.workspace.search(image, n_instances)
