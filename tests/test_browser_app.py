@@ -286,7 +286,7 @@ def test_export_files_download_and_are_valid(page, served, tmp_path):
         download.value.save_as(saved[name])
     assert np.load(saved["embeddings.npy"]).shape == workspace.embeddings().shape
     table = pd.read_parquet(saved["embeddings.parquet"])
-    assert {C.PATHS_COLUMN, C.LABELS_COLUMN, C.EMBEDDINGS_KEY} <= set(table.columns) and len(table) == len(workspace.df)
+    assert {C.PATHS_COLUMN, C.LABELS_COLUMN, C.EMBEDDING_COLUMN} <= set(table.columns) and len(table) == len(workspace.df)
     assert set(pd.read_csv(saved["metrics.csv"]).columns) == {"category", "metric", "k", "value"}
     assert "OVERALL/cmc/1" in json.loads(saved["metrics.json"].read_text())["metrics"]
     assert {"x", "y"} <= set(pd.read_csv(saved["projection_pca.csv"]).columns)
