@@ -203,3 +203,27 @@ def test_bad_labels_and_boxes_with_missing_file_all_reported(root):
 
 def test_empty_dataframe(root):
     assert "empty" in errors_of(pd.DataFrame(columns=["label", "path"]), root)
+
+
+def test_label_names_are_text_one_per_label_with_the_number_as_fallback(root):
+    df = pd.DataFrame(good_rows())
+    df["label_name"] = ["sparrow", None, 7.0, float("nan")]  # a CSV column of numbers with gaps reads as floats
+    report = validate_dataframe(df, root)
+    assert report.df["label_name"].tolist() == ["sparrow", "sparrow", "7", "7"]
+    assert report.warnings == []
+    df["label_name"] = ["sparrow", None, None, "  "]
+    assert validate_dataframe(df, root).df["label_name"].tolist() == ["sparrow", "sparrow", "1", "1"]
+
+
+def test_a_label_with_two_names_is_an_error_naming_label_and_rows(root):
+    df = pd.DataFrame(good_rows())
+    df["label_name"] = ["sparrow", "finch", "gull", "gull"]
+    message = errors_of(df, root)
+    assert "Label 0 has 2 names in column 'label_name' ('finch', 'sparrow'), rows (0-based) 0, 1" in message
+
+
+def test_two_labels_sharing_a_name_is_a_warning(root):
+    df = pd.DataFrame(good_rows())
+    df["label_name"] = "bird"
+    report = validate_dataframe(df, root)
+    assert any("Labels 0, 1 share names ('bird')" in w for w in report.warnings)

@@ -37,6 +37,7 @@ def test_mock_dataset_matches_oml_layout(tmp_path):
     assert df_train["label"].nunique() == 4 and df_val["label"].nunique() == 4
     assert set(df_train["label"]).isdisjoint(df_val["label"])
     assert df_val["is_query"].sum() == 4 and df_val["is_gallery"].sum() == 8
+    assert "label_name" not in df_val.columns  # OML's mock has bare label numbers
     assert df_val[df_val["is_query"]]["path"].tolist()[0].endswith(".jpg")
     again_train, _ = download_mock_dataset(tmp_path / "mock")  # second call reuses the files
     pd.testing.assert_frame_equal(df_train, again_train)
@@ -59,6 +60,8 @@ def test_default_shapes_layout(tmp_path):
     assert set(train["label"]).isdisjoint(val["label"])
     assert val["is_query"].all() and val["is_gallery"].all()
     assert df["category"].nunique() == 6
+    assert df.groupby("label")["label_name"].nunique().eq(1).all() and df["label_name"].nunique() == 48
+    assert (df["label_name"] == df["path"].str.extract(r"images/([a-z]+)_([a-z]+)_")[0] + " " + df["category"]).all()
     loaded = load_dataset(tmp_path / "s")
     assert loaded.summary()["queries"] == 384 and loaded.warnings == []
 
@@ -146,6 +149,15 @@ def test_image_folder_with_categories(tmp_path):
     df = dataframe_from_image_folder(tmp_path, with_categories=True)
     assert sorted(df["category"].unique()) == ["birds", "cars"]
     assert df["label"].nunique() == 4
+    assert sorted(df["label_name"].unique()) == ["birds/gull", "birds/sparrow", "cars/audi", "cars/bmw"]
+
+
+def test_image_folder_keeps_class_folder_names(tmp_path):
+    make_folder(tmp_path, {"001.Albatross": 2, "002.Gull": 3})
+    loaded = load_dataset(tmp_path)
+    names = loaded.df.groupby("label")["label_name"].unique().map(list).to_dict()
+    assert names == {0: ["001.Albatross"], 1: ["002.Gull"]}
+    assert loaded.items.label_name(1) == "002.Gull" and loaded.warnings == []
 
 
 def test_image_folder_needs_two_classes(tmp_path):
@@ -180,6 +192,7 @@ def test_birds50_import_counts_and_class_split():
     per_class = loaded.df.groupby("label").size()
     assert per_class.min() >= 2
     assert np.all(loaded.validation_df["is_query"]) and loaded.warnings == []
+    assert loaded.items.label_name(0) == "American_Goldfinch" and loaded.df["label_name"].nunique() == 50
 
 
 def test_mock_dataset_is_also_where_the_seed_looks_for_it(tmp_path):
@@ -206,3 +219,4 @@ def test_builtin_digits_is_a_small_real_set_split_by_class():
     assert set(loaded.train_df["label"]).isdisjoint(loaded.validation_df["label"])
     first = Image.open(loaded.root / loaded.df["path"].iloc[0])
     assert first.size == (32, 32) and loaded.warnings == []
+    assert loaded.items.label_name(7) == "7" and set(loaded.df["label_name"]) == {str(d) for d in range(10)}

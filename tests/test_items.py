@@ -34,6 +34,14 @@ def test_item_index_translates_between_item_ids_and_query_ids():
     assert items.bboxes == (None,) * 6
     assert items.roles().tolist() == ["train", "train", "query+gallery", "gallery", "query", "query+gallery"]
     assert np.array_equal(items.labels, [0, 0, 1, 1, 2, 2])
+    assert items.label_names.tolist() == ["0", "0", "1", "1", "2", "2"] and items.label_name(2) == "2"
+
+
+def test_item_index_names_labels_from_the_frame():
+    df = _frame().assign(label_name=["gull", "gull", "tern", "tern", None, None])
+    items = ItemIndex.from_frame(df, Path("/data"))
+    assert items.label_names.tolist() == ["gull", "gull", "tern", "tern", "2", "2"]
+    assert items.label_name(1) == "tern" and items.label_name(2) == "2" and items.label_name(9) == "9"
 
 
 def test_item_index_reads_boxes_when_the_frame_has_them():

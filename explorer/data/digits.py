@@ -1,7 +1,7 @@
 """scikit-learn's handwritten digits as a tiny real built-in set (1,797 scans of 8x8 px, 10 classes).
 
 Written as upscaled grey PNGs plus an OML `df.csv`; digit classes are split by class (0-4 vs 5-9 after a seeded
-shuffle), validation items are both query and gallery.
+shuffle), validation items are both query and gallery; a label's name is its digit.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def write_digits_dataset(root: str | Path, image_size: int = 32, seed: int = 0) 
         rows.append(
             {
                 C.LABELS_COLUMN: int(label),
+                C.LABEL_NAMES_COLUMN: str(label),
                 C.PATHS_COLUMN: name,
                 C.SPLIT_COLUMN: C.VALIDATION_SPLIT if is_validation else C.TRAIN_SPLIT,
                 C.IS_QUERY_COLUMN: True if is_validation else None,

@@ -28,8 +28,9 @@ def dataframe_from_image_folder(
 ) -> pd.DataFrame:
     """One row per image; classes are shuffled by `seed` and split so that no class is in both splits.
 
-    Validation items are both query and gallery. With `with_categories`, the folder above each class folder
-    becomes the `category` column. Paths are relative to `root`.
+    Validation items are both query and gallery. Each class folder's name is kept as `label_name` (with
+    `with_categories` as "<category>/<class>", unique even where two categories hold a class folder of one
+    name), and the folder above each class folder becomes the `category` column. Paths are relative to `root`.
     """
     root = Path(root)
     if not root.is_dir():
@@ -55,6 +56,7 @@ def dataframe_from_image_folder(
         for relative in classes[name]:
             row = {
                 C.LABELS_COLUMN: label,
+                C.LABEL_NAMES_COLUMN: name,
                 C.PATHS_COLUMN: relative.as_posix(),
                 C.SPLIT_COLUMN: C.VALIDATION_SPLIT if is_validation else C.TRAIN_SPLIT,
                 C.IS_QUERY_COLUMN: True if is_validation else None,

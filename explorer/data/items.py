@@ -20,14 +20,24 @@ from explorer.data.images import BBox
 from explorer.data.schema import bbox_of_row, resolve_path
 
 
+def label_names_of_frame(df: pd.DataFrame) -> np.ndarray:
+    """Per row the label's name as text: the `label_name` column where given, else the label number."""
+    numbers = df[C.LABELS_COLUMN].astype(str)
+    if C.LABEL_NAMES_COLUMN not in df.columns:
+        return numbers.to_numpy(dtype=object)
+    names = df[C.LABEL_NAMES_COLUMN]
+    return names.where(names.notna(), numbers).astype(str).to_numpy(dtype=object)
+
+
 @dataclass(frozen=True)
 class ItemIndex:
-    """Per item id: image path (absolute, for reading), crop box, label; and which items are validation, query
-    and gallery items (each as item ids, in the order evaluation uses)."""
+    """Per item id: image path (absolute, for reading), crop box, label and label name; and which items are
+    validation, query and gallery items (each as item ids, in the order evaluation uses)."""
 
     paths: tuple[str, ...]
     bboxes: tuple[BBox | None, ...]
     labels: np.ndarray
+    label_names: np.ndarray  # text per item: the frame's `label_name`, else the label number as text
     validation_items: np.ndarray  # item ids of the validation split in frame order = evaluation's item order
     query_items: np.ndarray  # item id of every query id
     gallery_items: np.ndarray  # item ids of the gallery, in gallery-position order
@@ -42,6 +52,7 @@ class ItemIndex:
             paths=tuple(str(resolve_path(p, Path(root))) for p in df[C.PATHS_COLUMN]),
             bboxes=tuple(bbox_of_row(row) for _, row in df.iterrows()) if has_boxes else (None,) * len(df),
             labels=df[C.LABELS_COLUMN].to_numpy(),
+            label_names=label_names_of_frame(df),
             validation_items=validation,
             query_items=validation[flags[C.IS_QUERY_COLUMN].astype(bool).to_numpy()],
             gallery_items=validation[flags[C.IS_GALLERY_COLUMN].astype(bool).to_numpy()],
@@ -60,6 +71,11 @@ class ItemIndex:
 
     def file_names(self, item_ids: Sequence[int]) -> list[str]:
         return [self.file_name(int(i)) for i in item_ids]
+
+    def label_name(self, label: int) -> str:
+        """How views show a label: its name, or its number as text when the dataset names none."""
+        hits = np.flatnonzero(self.labels == label)
+        return str(self.label_names[hits[0]]) if len(hits) else str(label)
 
     def query_id_of_item(self, item_id: int) -> int | None:
         """The query id of an item, or None when the item is not a query."""

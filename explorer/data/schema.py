@@ -118,6 +118,29 @@ class _Checker:
         else:
             self.df[C.LABELS_COLUMN] = numeric.astype(np.int64)
 
+    def label_names(self) -> None:
+        """Names are any text, one per label: a label with two names is an error, a missing name falls back to
+        the label's other rows' name, else to the label number as text (what every view shows)."""
+        names = self.df[C.LABEL_NAMES_COLUMN].map(_name_text)
+        labels = self.df[C.LABELS_COLUMN]
+        per_label = names.groupby(labels, sort=True).agg(lambda group: sorted(set(group.dropna())))
+        for label, distinct in per_label.items():
+            if len(distinct) > 1:
+                rows = (labels == label) & names.isin(distinct)
+                self.errors.append(
+                    f"Label {label} has {len(distinct)} names in column 'label_name' ({_first(distinct)}), "
+                    f"{_rows(rows)}; give each label one name."
+                )
+        named = per_label[per_label.map(len) == 1].map(lambda distinct: distinct[0])
+        fallback = labels.map(named).where(labels.isin(named.index), labels.astype(str))
+        self.df[C.LABEL_NAMES_COLUMN] = names.fillna(fallback).astype(object)
+        shared = named[named.duplicated(keep=False)]
+        if not shared.empty:
+            self.warnings.append(
+                f"Labels {_first(shared.index.tolist())} share names ({_first(sorted(set(shared)))}) in column "
+                "'label_name': views show them alike; tell them apart by the label number."
+            )
+
     def splits(self) -> None:
         split = self.df[C.SPLIT_COLUMN].astype(str).str.strip()
         bad = ~split.isin(C.SPLITS)
@@ -249,6 +272,17 @@ class _Checker:
             )
 
 
+def _name_text(value) -> str | None:
+    """A label name as text, None when missing or blank; whole floats lose their '.0' (a CSV column of numbers
+    with gaps is read as floats)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        value = int(value)
+    text = str(value).strip()
+    return text or None
+
+
 def _inside(path: Path, root: Path) -> bool:
     try:
         path.resolve().relative_to(root)
@@ -266,7 +300,8 @@ def validate_dataframe(
     escapes, and no file outside the root is even looked for, so an error never tells what exists elsewhere.
 
     Normalised: `label` int64, `path` str, `is_query`/`is_gallery` nullable booleans (NA on train rows),
-    bbox columns nullable ints. Train labels with a single image are dropped with a warning.
+    bbox columns nullable ints, `label_name` text (missing names filled in). Train labels with a single image
+    are dropped with a warning.
     """
     if not isinstance(df, pd.DataFrame):
         raise DatasetValidationError(f"Expected a pandas DataFrame, got {type(df).__name__}.")
@@ -276,6 +311,8 @@ def validate_dataframe(
     checker.columns()  # every check whose columns are present runs, so one error lists every problem
     if checker.has(C.LABELS_COLUMN):
         checker.labels()
+        if checker.has(C.LABEL_NAMES_COLUMN):
+            checker.label_names()
     if checker.has(C.SPLIT_COLUMN):
         checker.splits()
         if checker.has(C.IS_QUERY_COLUMN, C.IS_GALLERY_COLUMN):

@@ -202,8 +202,9 @@ def _write_dataset(
                 C.IS_QUERY_COLUMN: is_query,
                 C.IS_GALLERY_COLUMN: is_gallery,
             }
-            if with_category:
+            if with_category:  # the default set names its classes; the mock keeps OML's bare label numbers
                 row[C.CATEGORIES_COLUMN] = pattern
+                row[C.LABEL_NAMES_COLUMN] = f"{figure} {pattern}"
             rows.append(row)
         if progress is not None:
             progress((label + 1) / len(classes), f"drew class {label + 1}/{len(classes)}")
@@ -223,7 +224,8 @@ def generate_shapes_dataset(
     """Write the configurable shapes dataset to `root` and return its dataframe (all splits).
 
     A class is (figure, pattern); classes are split half/half into train and validation, disjoint as in the
-    CUB/SOP protocol; validation items are both query and gallery. The result depends only on the arguments.
+    CUB/SOP protocol; validation items are both query and gallery; a class is named "<figure> <pattern>"
+    (`label_name`), its pattern is its `category`. The result depends only on the arguments.
     """
     all_classes = [(figure, pattern) for pattern in PATTERNS for figure in FIGURES]
     if not 2 <= n_classes <= len(all_classes):
