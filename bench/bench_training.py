@@ -1,17 +1,17 @@
-"""Training and inference benchmark (numbers for the README and the issue's closing note).
+"""Training-from-scratch, inference and birds50 benchmark (figures for the README's Benchmarks section).
 
-1. Full training run on the generated shapes data: validation cmc@1 / map@5 before and after, seconds per epoch.
-2. Inference speed: `inference_on_images` (decode + transform + forward) in images/s against the bare model
+1. scratch: a randomly initialised resnet18 trained with `train_extractor` on the generated shapes data at 64 px
+   (settings below): validation cmc@1 before and after. The Train tab's figure is bench/bench_train_tab.py's.
+2. inference: `inference_on_images` (decode + transform + forward) in images/s against the bare model
    forward on ready tensors, in the same process, so the ratio is meaningful even on a noisy machine.
-3. The offline pretrained preset's cmc@1 on ../shared/data/birds50 (validation half), skipped when absent.
+3. birds: the offline pretrained preset's cmc@1 on ../shared/data/birds50 (validation half), skipped when absent.
 
-Run: .venv/bin/python bench/bench_training.py [--epochs 30] [--skip-birds]
+Run: nice .venv/bin/python bench/bench_training.py [--parts scratch inference birds] [--epochs 60]
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import tempfile
@@ -29,46 +29,30 @@ from explorer.inference import inference_on_images  # noqa: E402
 from explorer.models import OFFLINE_PRESET, ViTExtractor  # noqa: E402
 from explorer.training import TrainingSettings, evaluate_extractor, train_extractor  # noqa: E402
 from explorer.training.train import VAL_CMC_1, VAL_MAP_5  # noqa: E402
-from explorer.workspace.inputs import TRAIN_DEFAULTS  # noqa: E402
 
+PARTS = ("scratch", "inference", "birds")
 BIRDS = Path(__file__).resolve().parents[2] / "shared" / "data" / "birds50"
 
 
-def bench_training(root: Path, epochs: int, image_size: int) -> None:
+def bench_scratch(root: Path, epochs: int) -> None:
     df = generate_shapes_dataset(root, image_size=96)
     train_df = df[df[C.SPLIT_COLUMN] == C.TRAIN_SPLIT].reset_index(drop=True)
     val_df = df[df[C.SPLIT_COLUMN] == C.VALIDATION_SPLIT].reset_index(drop=True)
-    settings = dataclasses.replace(TRAIN_DEFAULTS, epochs=epochs, image_size=image_size)  # the app's defaults
-    extractor = ViTExtractor(OFFLINE_PRESET, normalise_features=True)
-    started = time.perf_counter()
+    settings = TrainingSettings(
+        epochs=epochs, lr=1e-3, image_size=64, n_labels=8, n_instances=4, margin=0.2, augment=False
+    )
+    extractor = ViTExtractor(None, arch="resnet18", normalise_features=True)
     result = train_extractor(extractor, train_df, val_df, dataset_root=root, settings=settings)
-    total = time.perf_counter() - started
+    print(f"\n## resnet18 from scratch on shapes: {settings}")
     print(
-        f"\n## Training: {OFFLINE_PRESET} on shapes ({len(train_df)} train / {len(val_df)} val images), "
-        f"{image_size} px, {epochs} epochs, {len(train_df[C.LABELS_COLUMN].unique()) // settings.n_labels} "
-        f"batches of {settings.n_labels}x{settings.n_instances} per epoch"
-    )
-    print(result.history_frame().to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(
-        f"val cmc@1 before {result.initial_metrics[VAL_CMC_1]:.3f} -> after {result.final_metrics[VAL_CMC_1]:.3f}; "
-        f"map@5 {result.initial_metrics[VAL_MAP_5]:.3f} -> {result.final_metrics[VAL_MAP_5]:.3f}"
-    )
-    seconds = result.history_frame()["seconds"]
-    print(f"seconds per epoch (train + validation): median {seconds.median():.2f}, total run {total:.1f} s")
-
-    from_scratch = ViTExtractor(None, arch="resnet18", normalise_features=True)
-    scratch_settings = TrainingSettings(
-        epochs=epochs * 2, lr=1e-3, image_size=64, n_labels=8, n_instances=4, margin=0.2, augment=False
-    )
-    scratch = train_extractor(from_scratch, train_df, val_df, dataset_root=root, settings=scratch_settings)
-    print(
-        f"resnet18 from scratch, 64 px, {scratch_settings.epochs} epochs: val cmc@1 "
-        f"{scratch.initial_metrics[VAL_CMC_1]:.3f} -> {scratch.final_metrics[VAL_CMC_1]:.3f}, "
-        f"median {scratch.history_frame()['seconds'].median():.2f} s/epoch"
+        f"val cmc@1 {result.initial_metrics[VAL_CMC_1]:.3f} -> {result.final_metrics[VAL_CMC_1]:.3f}, "
+        f"map@5 {result.initial_metrics[VAL_MAP_5]:.3f} -> {result.final_metrics[VAL_MAP_5]:.3f}, "
+        f"median {result.history_frame()['seconds'].median():.2f} s/epoch"
     )
 
 
 def bench_inference(root: Path, batch_size: int = 32) -> None:
+    generate_shapes_dataset(root, image_size=96)
     df = load_dataset(str(root / "df.csv")).df
     paths = [str(root / p) for p in df[C.PATHS_COLUMN]]
     extractor = ViTExtractor(OFFLINE_PRESET).eval()
@@ -114,15 +98,16 @@ def bench_birds(batch_size: int = 32) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--epochs", type=int, default=TRAIN_DEFAULTS.epochs)
-    parser.add_argument("--image-size", type=int, default=TRAIN_DEFAULTS.image_size)
-    parser.add_argument("--skip-birds", action="store_true")
+    parser.add_argument("--parts", nargs="+", choices=("scratch", "inference", "birds"), default=PARTS)
+    parser.add_argument("--epochs", type=int, default=60, help="epochs of the from-scratch run")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder) / "shapes"
-        bench_training(root, args.epochs, args.image_size)
-        bench_inference(root)
-    if not args.skip_birds:
+        if "scratch" in args.parts:
+            bench_scratch(root, args.epochs)
+        if "inference" in args.parts:
+            bench_inference(root)
+    if "birds" in args.parts:
         bench_birds()
 
 
