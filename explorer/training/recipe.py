@@ -1,0 +1,190 @@
+"""Fine-tuning recipe pieces that keep a pretrained extractor's knowledge while it adapts to new classes.
+
+A pretrained backbone on a small retrieval set loses accuracy with plain full fine-tuning: small balanced batches
+(e.g. 6 labels x 4 images) re-estimate BatchNorm statistics from a few correlated images and a single learning rate
+rewrites the generic early filters. These functions fix that and stay model-agnostic (any timm backbone):
+
+- `freeze_batchnorm(model)`: BatchNorm layers stay in eval mode (running statistics frozen) even under
+  `model.train()`; optionally their affine weights are frozen too.
+- `backbone_stages(model)`: the backbone's parameter-holding stages in input -> output order.
+- `freeze_early_stages(model, n)`: no gradient for the first `n` stages (generic, low-level filters).
+- `parameter_groups(model, lr, ...)`: optimizer groups with a layer-wise decayed learning rate, top stage highest.
+- `warmup_cosine_lambda` / `warmup_cosine_scheduler`: linear warm-up, then cosine decay to a floor, so the first
+  steps (large, noisy gradients of a loss that is new to the network) do not wreck the pretrained features and the
+  last epochs of any run length end at a small learning rate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+from explorer.errors import InputError
+
+BATCHNORM_TYPES = (nn.modules.batchnorm._BatchNorm,)
+STAGE_CONTAINER_NAMES = ("blocks", "layers", "stages", "features")  # timm's names for the sequence of stages
+RESNET_STAGE_NAMES = ("layer1", "layer2", "layer3", "layer4")
+
+
+def batchnorm_layers(model: nn.Module) -> list[nn.Module]:
+    """Every BatchNorm layer of `model` (timm's BatchNormAct2d included: it subclasses BatchNorm2d)."""
+    return [module for module in model.modules() if isinstance(module, BATCHNORM_TYPES)]
+
+
+def set_batchnorm_eval(model: nn.Module) -> None:
+    """Every BatchNorm layer of `model` to eval mode (the rest keeps its mode): call after `model.train()`."""
+    for layer in batchnorm_layers(model):
+        layer.eval()
+
+
+def _batchnorm_eval_hook(module: nn.Module, _inputs: object) -> None:
+    if module.training:
+        set_batchnorm_eval(module)
+
+
+def freeze_batchnorm(model: nn.Module, freeze_affine: bool = False) -> RemovableHandle:
+    """Normalise with the pretrained running statistics during training too, whatever `model.train()` says.
+
+    Why: a batch of n_labels x n_instances images is small and far from the pretraining distribution, so batch
+    statistics are noisy and the running averages drift away from what the later layers were trained on. A forward
+    pre-hook puts every BatchNorm layer back in eval mode before each training forward, so it survives the
+    `model.train()` a training loop calls every epoch. `freeze_affine` also stops the gradient of their scale and
+    shift. Returns the hook's handle (`handle.remove()` restores ordinary BatchNorm behaviour).
+    """
+    set_batchnorm_eval(model)
+    for layer in batchnorm_layers(model):
+        if freeze_affine:
+            for parameter in layer.parameters(recurse=False):
+                parameter.requires_grad_(False)
+    return model.register_forward_pre_hook(_batchnorm_eval_hook)
+
+
+def backbone_of(model: nn.Module) -> nn.Module:
+    """The timm backbone inside a `ViTExtractor` (its `.model`), or `model` itself."""
+    inner = getattr(model, "model", None)
+    return inner if isinstance(inner, nn.Module) else model
+
+
+def _has_parameters(module: nn.Module) -> bool:
+    return any(True for _ in module.parameters())
+
+
+def backbone_stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The backbone's stages that hold parameters, input side first: (qualified name, module).
+
+    Top-level children are stages, except a container of blocks (`blocks`, `layers`, `stages`, `features`: timm's
+    EfficientNet / MobileNet, ViT, ConvNeXt, ...) whose children are each a stage. ResNet's layer1..layer4 are
+    top-level children already. Order is the registration order, which timm keeps as the forward order.
+    """
+    backbone = backbone_of(model)
+    stages: list[tuple[str, nn.Module]] = []
+    for name, child in backbone.named_children():
+        children = list(child.named_children())
+        if name in STAGE_CONTAINER_NAMES and len(children) > 1:
+            stages.extend((f"{name}.{sub}", module) for sub, module in children if _has_parameters(module))
+        elif _has_parameters(child):
+            stages.append((name, child))
+    if not stages:
+        raise InputError(f"{type(backbone).__name__} has no parameters to group into stages.")
+    return stages
+
+
+def freeze_early_stages(model: nn.Module, n_stages: int) -> list[str]:
+    """Stop the gradient of the first `n_stages` stages (`backbone_stages` order); returns their names.
+
+    Why: early filters (edges, textures) are generic and well trained on ImageNet; a few hundred retrieval images
+    cannot improve them but can damage them. Freezing also saves their backward pass (most of the compute of a
+    convnet is at high resolution, early), which matters on a CPU.
+    """
+    stages = backbone_stages(model)
+    if not 0 <= n_stages < len(stages):
+        raise InputError(f"n_stages must be in 0..{len(stages) - 1} (the model has {len(stages)} stages).")
+    for _, module in stages[:n_stages]:
+        for parameter in module.parameters():
+            parameter.requires_grad_(False)
+    return [name for name, _ in stages[:n_stages]]
+
+
+def parameter_groups(model: nn.Module, lr: float, layer_decay: float = 1.0, weight_decay: float = 0.0) -> list[dict]:
+    """Optimizer parameter groups, one per stage: the last stage gets `lr`, each earlier one `layer_decay` times less.
+
+    Why: the last stages hold the task-specific, high-level features that must move to separate new classes; the
+    earlier ones should only be nudged. `layer_decay=1.0` is a single learning rate. Parameters without gradient
+    (frozen stages, frozen BatchNorm affine) are left out; BatchNorm / bias parameters get no weight decay.
+    """
+    if lr <= 0:
+        raise InputError(f"lr must be positive, got {lr}.")
+    if not 0 < layer_decay <= 1:
+        raise InputError(f"layer_decay must be in (0, 1], got {layer_decay}.")
+    stages = backbone_stages(model)
+    groups = []
+    for depth, (name, module) in enumerate(reversed(stages)):
+        trainable = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+        if not trainable:
+            continue
+        stage_lr = lr * layer_decay**depth
+        decayed = [p for n, p in trainable if p.ndim > 1]
+        not_decayed = [p for n, p in trainable if p.ndim <= 1]
+        for params, decay in ((decayed, weight_decay), (not_decayed, 0.0)):
+            if params:
+                groups.append({"params": params, "lr": stage_lr, "weight_decay": decay, "name": name})
+    if not groups:
+        raise InputError("The model has no trainable parameter: unfreeze a stage.")
+    return groups
+
+
+def warmup_cosine_lambda(warmup_steps: int, total_steps: int, final_fraction: float = 0.1) -> Callable[[int], float]:
+    """Learning-rate multiplier per step: linear from 1/(warmup+1) to 1 over `warmup_steps`, then cosine down to
+    `final_fraction` at `total_steps` (held there afterwards)."""
+    if warmup_steps < 0 or total_steps < 1:
+        raise InputError(f"need warmup_steps >= 0 and total_steps >= 1, got {warmup_steps} and {total_steps}.")
+    if not 0 <= final_fraction <= 1:
+        raise InputError(f"final_fraction must be in [0, 1], got {final_fraction}.")
+    warmup_steps = min(warmup_steps, total_steps - 1)
+
+    def multiplier(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / (warmup_steps + 1)
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return multiplier
+
+
+def warmup_cosine_scheduler(
+    optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int, final_fraction: float = 0.1
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """`LambdaLR` with `warmup_cosine_lambda`; call `scheduler.step()` after every `optimizer.step()`."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine_lambda(warmup_steps, total_steps, final_fraction))
+
+
+@dataclass(frozen=True)
+class FineTuneRecipe:
+    """How to fine-tune a pretrained extractor: the choices `prepare_fine_tuning` applies."""
+
+    lr: float = 1e-4  # of the last stage
+    layer_decay: float = 1.0
+    frozen_stages: int = 0
+    freeze_batchnorm: bool = True
+    freeze_batchnorm_affine: bool = False
+    warmup_fraction: float = 0.0  # of all steps
+    final_lr_fraction: float = 1.0  # 1.0: constant after warm-up
+    weight_decay: float = 0.0
+
+
+def prepare_fine_tuning(
+    model: nn.Module, recipe: FineTuneRecipe, total_steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """Apply `recipe` to `model` (BatchNorm, frozen stages) and build its AdamW optimizer and per-step scheduler."""
+    if recipe.freeze_batchnorm:
+        freeze_batchnorm(model, freeze_affine=recipe.freeze_batchnorm_affine)
+    freeze_early_stages(model, recipe.frozen_stages)
+    optimizer = torch.optim.AdamW(parameter_groups(model, recipe.lr, recipe.layer_decay, recipe.weight_decay))
+    warmup_steps = round(recipe.warmup_fraction * total_steps)
+    scheduler = warmup_cosine_scheduler(optimizer, warmup_steps, total_steps, recipe.final_lr_fraction)
+    return optimizer, scheduler

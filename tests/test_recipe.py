@@ -1,0 +1,147 @@
+"""Fine-tuning recipe pieces on tiny random models: BatchNorm freezing, stages, parameter groups, warm-up."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from explorer.errors import InputError
+from explorer.training.recipe import (
+    FineTuneRecipe,
+    backbone_stages,
+    batchnorm_layers,
+    freeze_batchnorm,
+    freeze_early_stages,
+    parameter_groups,
+    prepare_fine_tuning,
+    warmup_cosine_lambda,
+)
+
+
+class TinyNet(nn.Module):
+    """timm-like layout: a stem, a `blocks` container of stages, a head conv."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv_stem = nn.Conv2d(3, 4, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(4)
+        self.act = nn.ReLU()
+        self.blocks = nn.Sequential(
+            nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU()),
+            nn.Sequential(nn.Conv2d(4, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()),
+        )
+        self.conv_head = nn.Conv2d(8, 6, 1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(self.act(self.bn1(self.conv_stem(x))))
+        return self.pool(self.conv_head(x)).flatten(1)
+
+
+class Wrapper(nn.Module):
+    """Like `ViTExtractor`: the backbone is `.model`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = TinyNet()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+def test_stages_in_forward_order_and_through_the_wrapper() -> None:
+    names = [name for name, _ in backbone_stages(Wrapper())]
+    assert names == ["conv_stem", "bn1", "blocks.0", "blocks.1", "conv_head"]  # act and pool hold no parameters
+
+
+def test_stages_of_a_timm_resnet() -> None:
+    timm = pytest.importorskip("timm")
+    model = timm.create_model("resnet18", pretrained=False, num_classes=0)
+    assert [name for name, _ in backbone_stages(model)] == ["conv1", "bn1", "layer1", "layer2", "layer3", "layer4"]
+
+
+def test_batchnorm_statistics_stay_frozen_through_train_calls() -> None:
+    torch.manual_seed(0)
+    model = Wrapper()
+    freeze_batchnorm(model)
+    before = [layer.running_mean.clone() for layer in batchnorm_layers(model)]
+    model.train()  # what a training loop calls every epoch
+    model(torch.randn(4, 3, 8, 8) * 5 + 3)
+    assert all(torch.equal(b, layer.running_mean) for b, layer in zip(before, batchnorm_layers(model), strict=True))
+    assert not any(layer.training for layer in batchnorm_layers(model))
+    assert model.model.conv_stem.training  # the rest follows model.train()
+    assert all(p.requires_grad for p in model.parameters())  # affine still trainable by default
+
+
+def test_batchnorm_eval_output_matches_eval_mode_and_hook_removes() -> None:
+    torch.manual_seed(0)
+    model = Wrapper()
+    images = torch.randn(4, 3, 8, 8)
+    expected = model.eval()(images)
+    handle = freeze_batchnorm(model)
+    assert torch.allclose(model.train()(images), expected)
+    handle.remove()
+    model.train()
+    model(images)
+    assert all(layer.training for layer in batchnorm_layers(model))
+
+
+def test_freeze_affine_stops_batchnorm_gradients() -> None:
+    model = Wrapper()
+    freeze_batchnorm(model, freeze_affine=True)
+    assert not any(p.requires_grad for layer in batchnorm_layers(model) for p in layer.parameters())
+    assert model.model.conv_head.weight.requires_grad
+
+
+def test_freeze_early_stages() -> None:
+    model = Wrapper()
+    assert freeze_early_stages(model, 3) == ["conv_stem", "bn1", "blocks.0"]
+    assert not any(p.requires_grad for p in model.model.blocks[0].parameters())
+    assert all(p.requires_grad for p in model.model.blocks[1].parameters())
+    with pytest.raises(InputError, match="n_stages"):
+        freeze_early_stages(model, 5)  # all stages: nothing left to train
+
+
+def test_parameter_groups_decay_the_lr_towards_the_input() -> None:
+    model = Wrapper()
+    freeze_early_stages(model, 2)
+    groups = parameter_groups(model, lr=1e-3, layer_decay=0.5, weight_decay=0.01)
+    lrs = {group["name"]: group["lr"] for group in groups}
+    assert lrs == pytest.approx({"conv_head": 1e-3, "blocks.1": 5e-4, "blocks.0": 2.5e-4})
+    grouped = [p for group in groups for p in group["params"]]
+    assert len(grouped) == len({id(p) for p in grouped})  # no parameter twice
+    assert {id(p) for p in grouped} == {id(p) for p in model.parameters() if p.requires_grad}
+    assert all(g["weight_decay"] == 0.0 for g in groups if all(p.ndim <= 1 for p in g["params"]))
+    with pytest.raises(InputError, match="layer_decay"):
+        parameter_groups(model, lr=1e-3, layer_decay=0.0)
+
+
+def test_warmup_cosine_multiplier() -> None:
+    multiplier = warmup_cosine_lambda(warmup_steps=4, total_steps=14, final_fraction=0.1)
+    values = [multiplier(step) for step in range(20)]
+    assert values[:5] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
+    assert all(a >= b for a, b in zip(values[4:], values[5:], strict=False))  # non-increasing after warm-up
+    assert values[14] == pytest.approx(0.1) and values[19] == pytest.approx(0.1)
+    assert warmup_cosine_lambda(0, 1)(0) == pytest.approx(1.0)
+
+
+def test_prepare_fine_tuning_trains_only_the_tail_and_keeps_statistics() -> None:
+    torch.manual_seed(0)
+    model = Wrapper()
+    recipe = FineTuneRecipe(lr=1e-2, layer_decay=0.5, frozen_stages=3, warmup_fraction=0.5, final_lr_fraction=0.1)
+    optimizer, scheduler = prepare_fine_tuning(model, recipe, total_steps=4)
+    frozen = [p.clone() for p in model.model.blocks[0].parameters()]
+    head = model.model.conv_head.weight.clone()
+    statistics = model.model.blocks[1][1].running_mean.clone()
+    model.train()
+    for _ in range(4):
+        loss = model(torch.randn(4, 3, 8, 8)).pow(2).sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+    assert all(torch.equal(a, b) for a, b in zip(frozen, model.model.blocks[0].parameters(), strict=True))
+    assert not torch.equal(head, model.model.conv_head.weight)
+    assert torch.equal(statistics, model.model.blocks[1][1].running_mean)
+    assert scheduler.get_last_lr()[0] == pytest.approx(1e-3)  # cosine reached the floor
