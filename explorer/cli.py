@@ -27,6 +27,7 @@ from explorer.data.datasets import DatasetQueryGallery
 from explorer.data.loading import LoadedDataset, load_dataset
 from explorer.data.schema import DatasetValidationError, bbox_of_row, resolve_path
 from explorer.errors import InputError
+from explorer.inference.distributed import distributed_inference_on_images
 from explorer.inference.embed import inference_on_images
 from explorer.models.checkpoint import CHECKPOINT_SUFFIX
 from explorer.models.extractor import ViTExtractor
@@ -35,6 +36,7 @@ from explorer.training.train import MINER_NAMES, OPTIMIZERS, TrainingSettings, e
 
 EXIT_BAD_INPUT = 1
 EMBEDDING_SUFFIXES = (".npy", ".parquet")
+ACCELERATORS = ("cpu", "gpu", "auto")
 
 
 class UsageError(InputError):
@@ -124,6 +126,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_arguments(embed, OFFLINE_PRESET)
     embed.add_argument("--split", choices=(*C.SPLITS, "all"), default="all")
     embed.add_argument("--out", required=True, help="output file: .npy (matrix) or .parquet (rows + embedding)")
+    embed.add_argument(
+        "--devices",
+        type=_count(1),
+        default=None,
+        help="embed as a Lightning predict on N devices (default: one process)",
+    )
+    embed.add_argument("--accelerator", choices=ACCELERATORS, default="auto", help="with --devices: the device kind")
+    embed.add_argument("--strategy", default="auto", help="with --devices: Lightning strategy (ddp, ddp_spawn, ...)")
+    embed.add_argument("--num-nodes", type=_count(1), default=1, help="with --devices: machines taking part")
     return parser
 
 
@@ -238,15 +249,33 @@ def run_embed(args: argparse.Namespace) -> None:
         raise DatasetValidationError(f"{data.name} has no rows in split {args.split!r}.")
     extractor = _extractor(args)
     _prepare_out_folder(out)
-    embeddings = inference_on_images(
-        extractor,
-        [resolve_path(p, data.root) for p in df[C.PATHS_COLUMN]],
-        extractor.get_transforms(),
-        num_workers=args.num_workers,
-        batch_size=args.batch_size,
-        verbose=True,
-        bboxes=[bbox_of_row(row) for _, row in df.iterrows()],
-    ).numpy()
+    paths = [resolve_path(p, data.root) for p in df[C.PATHS_COLUMN]]
+    bboxes = [bbox_of_row(row) for _, row in df.iterrows()]
+    transform = extractor.get_transforms()
+    if args.devices is None:
+        embeddings = inference_on_images(
+            extractor, paths, transform, args.num_workers, args.batch_size, verbose=True, bboxes=bboxes
+        )
+    else:
+        embeddings = distributed_inference_on_images(
+            extractor,
+            paths,
+            transform,
+            bboxes,
+            args.batch_size,
+            args.num_workers,
+            devices=args.devices,
+            accelerator=args.accelerator,
+            strategy=args.strategy,
+            num_nodes=args.num_nodes,
+        )
+        if embeddings is None:  # another process of the run; global rank 0 writes the output
+            return
+    _write_embeddings(out, df, embeddings.numpy())
+
+
+def _write_embeddings(out: Path, df: pd.DataFrame, embeddings: np.ndarray) -> None:
+    """The `.npy` matrix, or the rows of `df` plus the embedding column, by the suffix of `out`."""
     if out.suffix.lower() == ".npy":
         np.save(out, embeddings)
     else:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
 from explorer import cli
@@ -228,3 +229,15 @@ def test_module_entry_point_runs_as_a_program(tmp_path):
     )
     assert done.returncode == 1 and done.stderr.strip().startswith("error: ")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_embed_on_two_processes_writes_what_one_process_writes(csv_path, tmp_path):
+    argv = ["embed", "--data", str(csv_path), *TINY, "--split", "validation", "--batch-size", "5"]
+    torch.manual_seed(0)  # the same random weights for both runs
+    assert main([*argv, "--out", str(tmp_path / "one.parquet")]) == 0
+    torch.manual_seed(0)
+    ddp = ["--devices", "2", "--accelerator", "cpu", "--strategy", "ddp_spawn"]
+    assert main([*argv, *ddp, "--out", str(tmp_path / "two.parquet")]) == 0
+    one, two = pd.read_parquet(tmp_path / "one.parquet"), pd.read_parquet(tmp_path / "two.parquet")
+    pd.testing.assert_frame_equal(one.drop(columns=C.EMBEDDING_COLUMN), two.drop(columns=C.EMBEDDING_COLUMN))
+    np.testing.assert_allclose(np.stack(two[C.EMBEDDING_COLUMN]), np.stack(one[C.EMBEDDING_COLUMN]), atol=1e-6)

@@ -109,3 +109,16 @@ def test_cache_is_keyed_by_weights_and_transform(images, tmp_path):
     updated = cache.embed(model, images, transform)
     assert cache.computed_last_call == 11
     torch.testing.assert_close(updated, _direct(model, images, transform))
+
+
+def test_distributed_embedding_on_two_processes_equals_one_process(model, images):
+    """DDP splits (and may pad) the 11 images across 2 processes; gathering by index must undo that."""
+    from explorer.inference.distributed import distributed_inference_on_images
+
+    transform = eval_transform(CONFIG)
+    bboxes = [None, (1, 2, 30, 20)] + [None] * 9
+    single = inference_on_images(model, images, transform, batch_size=3, bboxes=bboxes)
+    spread = distributed_inference_on_images(
+        model, images, transform, bboxes, batch_size=3, devices=2, accelerator="cpu", strategy="ddp_spawn"
+    )
+    torch.testing.assert_close(spread, single)

@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 import pytest
 
 from explorer.const import LABELS_COLUMN, PATHS_COLUMN, SPLIT_COLUMN
+from explorer.retrieval.search import KnnGraph, knn_graph
 from explorer.viz import projection
 from explorer.viz.projection import (
     UMAP_MIN_ITEMS,
@@ -44,7 +45,7 @@ def _fake_umap(monkeypatch) -> list:
     """Stand-in for UMAP (keeps numba out of these tests): records calls, returns the first two columns."""
     calls = []
 
-    def fake(embeddings, seed=0, progress=None):
+    def fake(embeddings, seed=0, progress=None, knn=None):
         calls.append(seed)
         return embeddings[:, :2].astype(np.float32)
 
@@ -276,3 +277,34 @@ def test_real_umap_separates_clusters_and_reports_epoch_progress():
     assert (labels[nearest.argmin(axis=1)] == labels).mean() > 0.95
     assert len(fractions) > 3 and fractions == sorted(fractions) and fractions[-1] == 1.0
     np.testing.assert_array_equal(projection.calc_umap_projection(embeddings), coords)  # seeded: deterministic
+
+
+def test_knn_graph_is_part_of_the_umap_cache_key(monkeypatch):
+    calls = _fake_umap(monkeypatch)
+    embeddings = np.random.default_rng(3).normal(size=(20, 4)).astype(np.float32)
+    graph = knn_graph(embeddings, 5)
+    compute_projection(embeddings, "umap")
+    compute_projection(embeddings, "umap", knn=graph)
+    compute_projection(embeddings, "umap", knn=graph)
+    compute_projection(embeddings, "umap", knn=knn_graph(embeddings, 6))
+    assert len(calls) == 3
+
+
+def test_umap_refuses_a_knn_graph_of_the_wrong_shape():
+    embeddings = np.zeros((10, 3), np.float32)
+    with pytest.raises(ValueError, match="needs 10 rows of at least 9 neighbours"):
+        projection.calc_umap_projection(embeddings, knn=knn_graph(embeddings[:8], 9))
+    with pytest.raises(ValueError, match="same \\[N, k\\] shape"):
+        projection.calc_umap_projection(embeddings, knn=KnnGraph(np.zeros((10, 9)), np.zeros((10, 8))))
+
+
+def test_real_umap_from_the_exact_knn_graph_returns_separated_coordinates():
+    """umap-learn on our exact kNN graph (no pynndescent); numba's compilation is cached on disk."""
+    rng = np.random.default_rng(9)
+    labels = np.repeat(np.arange(3), 40)
+    embeddings = (rng.normal(size=(3, 16))[labels] * 10 + rng.normal(size=(120, 16))).astype(np.float32)
+    coords = compute_projection(embeddings, "umap", knn=knn_graph(embeddings, projection.UMAP_N_NEIGHBORS))
+    assert coords.shape == (120, 2) and coords.dtype == np.float32 and np.isfinite(coords).all()
+    nearest = np.linalg.norm(coords[:, None] - coords[None], axis=2)
+    np.fill_diagonal(nearest, np.inf)
+    assert (labels[nearest.argmin(axis=1)] == labels).mean() > 0.95

@@ -223,3 +223,43 @@ def test_search_gallery_marks_relevance_from_labels():
     result = search_gallery(np.zeros((1, 2), np.float32), gallery, 3, labels=(["b"], ["a", "b", "b"]))
     assert result.row(0)[2].tolist() == [False, True, True]
     assert int(result.n_gt[0]) == 2
+
+
+def test_knn_graph_matches_brute_force_with_each_item_first():
+    from explorer.retrieval.search import knn_graph
+
+    embeddings = np.random.default_rng(4).normal(size=(60, 5)).astype(np.float32)
+    embeddings[7] = embeddings[3]  # a duplicate: distance 0, still after the item itself
+    graph = knn_graph(embeddings, 6)
+    brute = np.linalg.norm(embeddings[:, None].astype(np.float64) - embeddings[None], axis=2)
+    np.fill_diagonal(brute, -1)  # itself first
+    expected = np.argsort(brute, axis=1, kind="stable")[:, :6]
+    np.testing.assert_array_equal(graph.indices, expected)
+    np.testing.assert_allclose(graph.distances, np.take_along_axis(brute.clip(0), expected, 1), atol=1e-5)
+    assert graph.indices.shape == (60, 6) and graph.distances.dtype == np.float32
+    assert knn_graph(embeddings[:3], 6).indices.shape == (3, 3)
+
+
+def test_large_searches_go_to_the_gpu_when_present_and_the_device_does_not_change_results(monkeypatch):
+    from explorer.retrieval import search
+
+    embeddings = torch.randn(40, 6)
+    labels, flags = torch.arange(40) % 4, torch.ones(40, dtype=torch.bool)
+    inputs = search.prepare_inputs(embeddings, labels, flags, flags)
+    assert search.search_device(inputs).type == "cpu"  # this machine has no GPU
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert search.search_device(inputs).type == "cpu"  # too small to repay the copies
+    monkeypatch.setattr(search, "CUDA_MIN_WORK", 40 * 40 * 6)
+    assert search.search_device(inputs).type == "cuda"
+    used, real = [], search.iter_score_chunks
+
+    def on_cpu_instead(inputs, chunk_size=None, dtype=None, device="cpu"):
+        used.append(torch.device(device).type)
+        return real(inputs, chunk_size, dtype, device="cpu")
+
+    monkeypatch.setattr(search, "iter_score_chunks", on_cpu_instead)
+    chosen = search.retrieve_prepared(inputs, 5, chunk_size=7)
+    explicit = search.retrieve_prepared(inputs, 5, chunk_size=7, device="cpu")
+    assert used == ["cuda", "cpu"]
+    for name in ("retrieved", "distances", "is_relevant"):
+        torch.testing.assert_close(getattr(chosen, name), getattr(explicit, name))

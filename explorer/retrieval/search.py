@@ -4,14 +4,15 @@ Per chunk of queries: screening scores |g|^2 - 2 q.g with one matrix product on 
 mean (the |q|^2 term does not change the order), exclusions (itself, its sequence) set to +inf, `topk` of a few
 extra candidates, exact distances for those candidates, and a stable sort by (distance, gallery position). Rows whose candidate list cannot prove the
 tie order at its boundary (duplicates, near-ties within float error) are redone exactly, all at once per chunk.
-Memory: O(chunk x G + Q x top_n).
+Memory: O(chunk x G + Q x top_n). With a GPU and a large search, the screening products and `topk` run there
+(`search_device`); candidates' exact distances and the tie-break stay on the CPU, so results are the same.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,7 @@ from explorer.retrieval.results import NO_ITEM, RetrievalResults
 CHUNK_BYTES = 128 * 1024 * 1024  # budget of one chunk x G score matrix
 EXTRA_CANDIDATES = 8  # candidates beyond top_n, so boundary ties rarely need the exact fallback
 FALLBACK_ELEMENTS = 1 << 24  # rows x G of one block of the exact tie-break
+CUDA_MIN_WORK = 1 << 33  # Q x G x D multiply-adds from which the screening products repay the copies to a GPU
 
 
 def to_codes(values: Any, name: str, allow_missing: bool = False) -> np.ndarray:
@@ -148,21 +150,39 @@ def default_chunk_size(n_gallery: int, itemsize: int = 4) -> int:
     return max(1, CHUNK_BYTES // max(1, n_gallery * itemsize))
 
 
+def search_device(inputs: RetrievalInputs) -> torch.device:
+    """The GPU when one is present and the search is large enough to repay copying the gallery, else the CPU."""
+    work = len(inputs.query_ids) * len(inputs.gallery_ids) * inputs.gallery_embeddings.shape[1]
+    return torch.device("cuda") if work >= CUDA_MIN_WORK and torch.cuda.is_available() else torch.device("cpu")
+
+
+def _screening_dtype(dtype: torch.dtype, device: torch.device) -> torch.dtype:
+    """float64 instead of float32 where the user enabled TF32 products: too coarse for `screening_tolerance`."""
+    if device.type == "cuda" and dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32:
+        return torch.float64
+    return dtype
+
+
 def iter_score_chunks(
-    inputs: RetrievalInputs, chunk_size: int | None = None, dtype: torch.dtype | None = None
+    inputs: RetrievalInputs,
+    chunk_size: int | None = None,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str = "cpu",
 ) -> Iterator[ScoreChunk]:
     """Yield screening scores chunk by chunk, with self- and same-sequence pairs set to +inf.
 
     Embeddings are centred on the gallery mean first (distances do not change), so scores keep their precision
-    for features far from the origin; `dtype` (default: the embeddings') sets the precision of the products.
+    for features far from the origin; `dtype` (default: the embeddings') sets the precision of the products, and
+    `device` where they run (scores live there; the other fields on the CPU).
     """
-    dtype = dtype or inputs.gallery_embeddings.dtype
+    device = torch.device(device)
+    dtype = _screening_dtype(dtype or inputs.gallery_embeddings.dtype, device)
     centre = centre_of(inputs.gallery_embeddings)
-    gallery = centred(inputs.gallery_embeddings, centre, dtype)
+    gallery = centred(inputs.gallery_embeddings, centre, dtype).to(device)
     n_queries, n_gallery = len(inputs.query_ids), len(inputs.gallery_ids)
     chunk_size = chunk_size or default_chunk_size(n_gallery, gallery.element_size())
     gallery_sq_norms = gallery.pow(2).sum(1)
-    gallery_sq_max = float(gallery_sq_norms.max()) if n_gallery else 0.0
+    gallery_sq_max = float(gallery_sq_norms.max().cpu()) if n_gallery else 0.0
     gallery_t = gallery.T.contiguous()
     del gallery
     sequence_order = np.argsort(inputs.gallery_sequences, kind="stable")
@@ -172,9 +192,9 @@ def iter_score_chunks(
         stop = min(start + chunk_size, n_queries)
         queries = centred(inputs.query_embeddings[start:stop], centre, dtype)
         scores = buffer[: stop - start]
-        torch.addmm(gallery_sq_norms[None, :], queries, gallery_t, beta=1, alpha=-2, out=scores)
+        torch.addmm(gallery_sq_norms[None, :], queries.to(device), gallery_t, beta=1, alpha=-2, out=scores)
         rows, cols = _same_sequence_pairs(inputs.query_sequences[start:stop], sequence_order, sorted_sequences)
-        scores[torch.from_numpy(rows), torch.from_numpy(cols)] = float("inf")
+        scores[torch.from_numpy(rows).to(device), torch.from_numpy(cols).to(device)] = float("inf")
         yield ScoreChunk(start, stop, scores, queries.pow(2).sum(1), gallery_sq_max)
 
 
@@ -248,7 +268,7 @@ def _search_chunk(inputs: RetrievalInputs, chunk: ScoreChunk, top_n: int, tie_br
     gallery = inputs.gallery_embeddings
     queries = inputs.query_embeddings[chunk.start : chunk.stop]
     n_candidates = min(gallery.shape[0], top_n + EXTRA_CANDIDATES)
-    screen, candidates = torch.topk(chunk.scores, n_candidates, dim=1, largest=False, sorted=True)
+    screen, candidates = (t.cpu() for t in torch.topk(chunk.scores, n_candidates, dim=1, largest=False, sorted=True))
     sq_dist = squared_distances_to(queries, gallery[candidates])
     sq_dist[torch.isinf(screen)] = float("inf")
     sq_dist, candidates = _sort_by_distance_then_position(sq_dist, candidates)
@@ -260,14 +280,18 @@ def _search_chunk(inputs: RetrievalInputs, chunk: ScoreChunk, top_n: int, tie_br
         block = max(1, FALLBACK_ELEMENTS // gallery.shape[0])
         for rows in torch.split(unsafe, block):
             limit = sq_dist[rows, -1] - chunk.query_sq_norms[rows] + tolerance[rows]
-            exact, positions, solved = tie_break.top_n(queries[rows], chunk.scores[rows], limit, top_n)
+            scores = chunk.scores[rows.to(chunk.scores.device)].cpu()
+            exact, positions, solved = tie_break.top_n(queries[rows], scores, limit, top_n)
             # unsolved rows cannot happen unless the error bound is violated: they keep the screened answer
             sq_dist[rows[solved]], candidates[rows[solved]] = exact[solved].to(sq_dist.dtype), positions[solved]
     return sq_dist, candidates
 
 
-def retrieve_prepared(inputs: RetrievalInputs, top_n: int, chunk_size: int | None = None) -> RetrievalResults:
-    """Search every query of prepared inputs; see `retrieve`."""
+def retrieve_prepared(
+    inputs: RetrievalInputs, top_n: int, chunk_size: int | None = None, device: torch.device | str | None = None
+) -> RetrievalResults:
+    """Search every query of prepared inputs; see `retrieve`. `device` runs the screening products there (default:
+    `search_device`, the GPU for large searches when present); results do not depend on it."""
     if top_n < 1:
         raise ValueError(f"top_n must be a positive number of gallery items to retrieve, got {top_n}.")
     n_queries, n_gallery = len(inputs.query_ids), len(inputs.gallery_ids)
@@ -275,7 +299,7 @@ def retrieve_prepared(inputs: RetrievalInputs, top_n: int, chunk_size: int | Non
     retrieved = torch.full((n_queries, width), NO_ITEM, dtype=torch.long)
     distances = torch.full((n_queries, width), float("inf"), dtype=torch.float32)
     tie_break = ExactTieBreak(inputs)
-    for chunk in iter_score_chunks(inputs, chunk_size):
+    for chunk in iter_score_chunks(inputs, chunk_size, device=device or search_device(inputs)):
         sq_dist, positions = _search_chunk(inputs, chunk, width, tie_break)
         found = torch.isfinite(sq_dist)
         retrieved[chunk.start : chunk.stop] = torch.where(found, positions, NO_ITEM)
@@ -356,3 +380,27 @@ def search_gallery(
         gallery_sequences=np.arange(n_gallery),
     )
     return retrieve_prepared(inputs, top_n)
+
+
+class KnnGraph(NamedTuple):
+    """The k nearest items of every item, itself first (umap-learn's `precomputed_knn` layout)."""
+
+    indices: np.ndarray  # [N, k] int64 item positions; column 0 is the item itself
+    distances: np.ndarray  # [N, k] float32 Euclidean distances; column 0 is 0
+
+
+def knn_graph(embeddings: Tensor | np.ndarray, n_neighbors: int) -> KnnGraph:
+    """Exact `n_neighbors` nearest items of every item among all items (itself included, first), by the same
+    chunked, tie-stable search as evaluation: UMAP takes it instead of building its approximate graph."""
+    embeddings = as_embedding_matrix(embeddings, "embeddings")
+    n_items = len(embeddings)
+    width = min(n_neighbors, n_items)
+    if width < 1:
+        raise ValueError(f"A kNN graph needs at least one item and n_neighbors >= 1, got {n_items} and {n_neighbors}.")
+    own = np.arange(n_items)
+    indices, distances = own[:, None], np.zeros((n_items, 1), np.float32)
+    if width > 1:
+        others = search_gallery(embeddings, embeddings, width - 1, exclude=own)
+        indices = np.concatenate([indices, others.retrieved.numpy()], axis=1)
+        distances = np.concatenate([distances, others.distances.numpy()], axis=1)
+    return KnnGraph(indices.astype(np.int64), distances.astype(np.float32))

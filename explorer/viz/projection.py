@@ -1,12 +1,15 @@
 """2-D projections of embeddings (PCA, UMAP) and their interactive plotly figure.
 
-PCA is instant; UMAP takes seconds and its first call in a process compiles numba code (~20 s), so results are
-cached in memory and on disk, keyed by the embeddings' bytes and the parameters (the app computes its default
-workspace's UMAP in the background at start-up, which also pays the compile cost).
+PCA is instant; UMAP takes seconds. Its first call in a process compiles numba code: umap-learn's kernels are
+compiled once and kept in numba's on-disk cache (`_cache_umap_compilation`), and a kNN graph from our exact search
+(`explorer.retrieval.search.knn_graph`) spares pynndescent's approximate one, so a fresh process projects 10k
+items in seconds. Results are cached in memory and on disk, keyed by the embeddings' bytes, the parameters and
+the kNN graph given (the app computes its default workspace's UMAP in the background at start-up).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -25,6 +28,7 @@ from scipy.sparse.linalg import svds
 
 from explorer.const import LABELS_COLUMN, PATHS_COLUMN, SPLIT_COLUMN
 from explorer.progress import Progress
+from explorer.retrieval.search import KnnGraph
 
 ProjectionMethod = Literal["umap", "pca"]
 PROJECTION_METHODS: tuple[ProjectionMethod, ...] = ("umap", "pca")
@@ -46,6 +50,7 @@ MISSING_CATEGORY = "n/a"
 MISSING_VALUE_COLOR = "lightgrey"
 CATEGORICAL_PALETTE = qualitative.Plotly + qualitative.D3[1:] + qualitative.Set2
 _CACHE_FORMAT_VERSION = 2
+UMAP_NUMBA_MODULES = ("umap.umap_", "umap.layouts", "umap.distances", "umap.spectral", "umap.utils")
 
 _memory_cache: OrderedDict[str, np.ndarray] = OrderedDict()
 _memory_cache_lock = threading.Lock()
@@ -105,39 +110,73 @@ def calc_pca_projection(embeddings: np.ndarray) -> np.ndarray:
     return coords.astype(np.float32)
 
 
+@functools.cache
+def _cache_umap_compilation() -> None:
+    """Keep umap-learn's numba kernels in numba's on-disk cache (umap marks few of them `cache=True`), so only the
+    first process on a machine pays their compilation (~10-20 s); numba re-compiles if umap or numba change."""
+    import importlib
+
+    from numba.core.dispatcher import Dispatcher
+
+    for module_name in UMAP_NUMBA_MODULES:
+        for value in vars(importlib.import_module(module_name)).values():
+            if isinstance(value, Dispatcher):
+                value.enable_caching()
+
+
 def calc_umap_projection(
     embeddings: np.ndarray,
     seed: int = 0,
     n_neighbors: int = UMAP_N_NEIGHBORS,
     min_dist: float = UMAP_MIN_DIST,
     progress: Progress | None = None,
+    knn: KnnGraph | None = None,
 ) -> np.ndarray:
     """UMAP to 2-D, [N, 2] float32; needs at least UMAP_MIN_ITEMS rows.
 
-    Euclidean metric. A fixed seed makes UMAP deterministic (and single-threaded). Epoch progress goes to
-    `progress` and, through tqdm, to `gr.Progress(track_tqdm=True)`.
+    Euclidean metric. A fixed seed makes UMAP deterministic (and single-threaded). `knn` (every item's nearest
+    items, itself first, at least min(n_neighbors, N - 1) of them) replaces UMAP's own neighbour search. Epoch
+    progress goes to `progress` and, through tqdm, to `gr.Progress(track_tqdm=True)`.
     """
     import umap  # slow import (numba): only when UMAP is actually used
 
+    _cache_umap_compilation()
     n_items = len(embeddings)
     if n_items < UMAP_MIN_ITEMS:
         raise ValueError(f"UMAP needs at least {UMAP_MIN_ITEMS} embeddings, got {n_items}; use PCA instead.")
-    exact = n_items < UMAP_EXACT_NEIGHBORS_MAX
+    n_neighbors = min(n_neighbors, n_items - 1)
+    if knn is not None:
+        _check_knn(knn, n_items, n_neighbors)
+    exact = knn is None and n_items < UMAP_EXACT_NEIGHBORS_MAX
     reducer = umap.UMAP(
         n_components=2,
-        n_neighbors=min(n_neighbors, n_items - 1),
+        n_neighbors=n_neighbors,
         min_dist=min_dist,
         metric="precomputed" if exact else "euclidean",
         random_state=seed,
         n_jobs=1,
         tqdm_kwds=_tqdm_kwds_reporting_to(progress),
+        precomputed_knn=(None, None, None) if knn is None else (knn.indices, knn.distances),
     )
     data = _euclidean_distance_matrix(embeddings) if exact else embeddings.astype(np.float32)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="n_jobs value .* overridden")
         warnings.filterwarnings("ignore", message="using precomputed metric")
+        warnings.filterwarnings("ignore", message="precomputed_knn\\[2\\]")  # no search index: no transform()
         coords = reducer.fit_transform(data)
     return np.asarray(coords, dtype=np.float32)
+
+
+def _check_knn(knn: KnnGraph, n_items: int, n_neighbors: int) -> None:
+    """umap-learn silently ignores a kNN graph of the wrong size: refuse it with the shapes instead."""
+    indices, distances = np.asarray(knn.indices), np.asarray(knn.distances)
+    if indices.shape != distances.shape or indices.ndim != 2:
+        raise ValueError(f"kNN indices {indices.shape} and distances {distances.shape} must be the same [N, k] shape.")
+    if indices.shape[0] != n_items or indices.shape[1] < n_neighbors:
+        raise ValueError(
+            f"The kNN graph is {indices.shape[0]} x {indices.shape[1]}, but UMAP of {n_items} items needs "
+            f"{n_items} rows of at least {n_neighbors} neighbours (itself first): see retrieval.search.knn_graph."
+        )
 
 
 def _euclidean_distance_matrix(embeddings: np.ndarray) -> np.ndarray:
@@ -156,10 +195,13 @@ def compute_projection(
     seed: int = 0,
     progress: Progress | None = None,
     cache_dir: Path | None = None,
+    knn: KnnGraph | None = None,
 ) -> np.ndarray:
     """2-D coordinates [N, 2] (float32) of `embeddings` [N, D], cached in memory and, if `cache_dir`, on disk.
 
     UMAP on fewer than UMAP_MIN_ITEMS embeddings falls back to PCA and says so through `progress` and a warning.
+    `knn` (UMAP only; e.g. `knn_graph(embeddings, UMAP_N_NEIGHBORS)`) is used instead of UMAP's neighbour search
+    and is part of the cache key.
     """
     embeddings = _validated_embeddings(embeddings)
     if method not in PROJECTION_METHODS:
@@ -171,6 +213,8 @@ def compute_projection(
         report(0.0, message)
         method = "pca"
     params = {"seed": seed, "n_neighbors": UMAP_N_NEIGHBORS, "min_dist": UMAP_MIN_DIST} if method == "umap" else {}
+    if method == "umap" and knn is not None:
+        params["knn"] = _knn_digest(knn)
     key = projection_cache_key(embeddings, method, params)
     cached = _read_cache(key, cache_dir)
     if cached is not None:
@@ -180,7 +224,7 @@ def compute_projection(
     if method == "pca":
         coords = calc_pca_projection(embeddings)
     else:
-        coords = calc_umap_projection(embeddings, seed=seed, progress=progress)
+        coords = calc_umap_projection(embeddings, seed=seed, progress=progress, knn=knn)
     _write_cache(key, coords, cache_dir)
     report(1.0, f"{method.upper()}: done")
     return coords
@@ -191,6 +235,15 @@ def projection_cache_key(embeddings: np.ndarray, method: ProjectionMethod, param
     digest = hashlib.sha256()
     digest.update(json.dumps([_CACHE_FORMAT_VERSION, method, params, embeddings.shape, str(embeddings.dtype)]).encode())
     digest.update(np.ascontiguousarray(embeddings).tobytes())
+    return digest.hexdigest()
+
+
+def _knn_digest(knn: KnnGraph) -> str:
+    """Hex digest of a kNN graph's indices and distances (the graph changes the UMAP picture)."""
+    digest = hashlib.sha256()
+    for array in (np.asarray(knn.indices, dtype=np.int64), np.asarray(knn.distances, dtype=np.float32)):
+        digest.update(json.dumps(array.shape).encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()
 
 
