@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import zipfile
 from pathlib import Path
 
@@ -286,7 +287,9 @@ def test_export_files_download_and_are_valid(page, served, tmp_path):
         download.value.save_as(saved[name])
     assert np.load(saved["embeddings.npy"]).shape == workspace.embeddings().shape
     table = pd.read_parquet(saved["embeddings.parquet"])
-    assert {C.PATHS_COLUMN, C.LABELS_COLUMN, C.EMBEDDING_COLUMN} <= set(table.columns) and len(table) == len(workspace.df)
+    assert {C.PATHS_COLUMN, C.LABELS_COLUMN, C.EMBEDDING_COLUMN} <= set(table.columns) and len(table) == len(
+        workspace.df
+    )
     assert set(pd.read_csv(saved["metrics.csv"]).columns) == {"category", "metric", "k", "value"}
     assert "OVERALL/cmc/1" in json.loads(saved["metrics.json"].read_text())["metrics"]
     assert {"x", "y"} <= set(pd.read_csv(saved["projection_pca.csv"]).columns)
@@ -298,3 +301,25 @@ def test_the_app_serves_no_arbitrary_files(page, served):
     for path in ("/etc/passwd", str(Path(__file__).resolve()), dataset_image):
         assert page.request.get(f"{url.rstrip('/')}/gradio_api/file={path}").status in (403, 404)
     assert page.request.get(f"{url.rstrip('/')}/{plotly_js_url()}").status == 200
+
+
+def test_a_sessions_files_are_removed_when_its_page_closes(served, browser):
+    url, workspace = served
+    sessions = workspace.cache_dir / "sessions"
+    before = set(sessions.iterdir()) if sessions.exists() else set()
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    _open_tab(page, "Export")
+    page.locator("#export-run").click()
+    page.wait_for_selector("#export-files a[download='projection_pca.csv']", timeout=TIMEOUT_MS)
+    (mine,) = set(sessions.iterdir()) - before
+    assert any(mine.rglob("embeddings.npy"))
+    page.close()
+    deadline = time.monotonic() + 120  # Gradio ends a session a little after its page is gone
+    while mine.exists() and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not mine.exists()
+
+
+def test_the_header_says_which_mode_runs(page):
+    assert "Local mode" in page.locator("#mode").inner_text()

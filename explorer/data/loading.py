@@ -29,6 +29,7 @@ class LoadedDataset:
     root: Path
     name: str
     warnings: list[str] = field(default_factory=list)
+    source: str = ""  # what was loaded, as given: a built-in name, a CSV or a folder path
 
     @cached_property
     def items(self) -> ItemIndex:
@@ -121,4 +122,4 @@ def load_dataset(
         # a generic "df.csv" is named after its folder, any other CSV after itself
         name = path.parent.name if path.name == CSV_NAME else path.stem
     report = validate_dataframe(df, root, confine_to_root=confine_to_root)
-    return LoadedDataset(df=report.df, root=Path(root), name=name, warnings=report.warnings)
+    return LoadedDataset(df=report.df, root=Path(root), name=name, warnings=report.warnings, source=text)

@@ -12,6 +12,7 @@ from typing import Any
 import gradio as gr
 
 from explorer.ui.handlers import with_outputs
+from explorer.ui.lifecycle import wire_session_lifecycle
 from explorer.ui.page import Page, first_views, refresh
 from explorer.ui.plotly_click import on_point_click
 from explorer.ui.tabs import compare, data, embeddings, export, metrics, model, queries, search, train, worst
@@ -40,6 +41,7 @@ def build_demo(workspace: Workspace) -> gr.Blocks:
     with gr.Blocks(title="Metric-learning explorer", delete_cache=(3600, 3600)) as demo:
         session = gr.State(WorkspaceSession(workspace), delete_callback=WorkspaceSession.close)  # files go at the end
         gr.Markdown("# Metric-learning explorer")
+        gr.Markdown(workspace.policy.describe(), elem_id="mode")
         header = gr.Markdown(views.header, elem_id="header")
         with gr.Tabs() as tabs:
             page = Page(
@@ -59,6 +61,7 @@ def build_demo(workspace: Workspace) -> gr.Blocks:
         _wire_views(session, tabs, page)
         _wire_changes(session, page)
         _wire_training(session, page)
+        wire_session_lifecycle(demo, session)
     demo.queue(default_concurrency_limit=VIEW_CONCURRENCY, max_size=128)
     demo.explorer_workspace = workspace  # the shared default, for start-up work such as precomputing UMAP
     return demo
@@ -131,46 +134,61 @@ def _then_refresh(event: Any, session: gr.State, page: Page) -> None:
 
 
 def _wire_changes(session: gr.State, page: Page) -> None:
-    """Data and model switches, each writing the header and a status line, then refreshing every view."""
-    switch = {"api_visibility": "private", "concurrency_id": HEAVY_JOBS}
-    data_load = page.data.load.click(
-        data.load_data,
-        [session, page.data.source, page.data.root],
-        [page.header, page.data.status],
-        concurrency_limit=HEAVY_CONCURRENCY,
-        **switch,
-    )
-    _then_refresh(data_load, session, page)
-    data_upload = page.data.zip.upload(
-        data.load_zip, [session, page.data.zip], [page.header, page.data.status], **switch
-    )
-    _then_refresh(data_upload, session, page)
-    model_apply = page.model.apply.click(
-        model.set_model,
-        [session, page.model.name, page.model.weights, page.model.checkpoint],
-        [page.header, page.model.status],
-        **switch,
-    )
-    _then_refresh(model_apply, session, page)
+    """Data and model switches, each writing the header and a status line, then refreshing every view; the two
+    scriptable ones are `/load_data` and `/set_model`. Cancel (not queued) stops a running load."""
+    heavy = {"concurrency_id": HEAVY_JOBS, "concurrency_limit": HEAVY_CONCURRENCY}
+    status = {"data": [page.header, page.data.status], "model": [page.header, page.model.status]}
+    changes = [
+        page.data.load.click(
+            data.load_data, [session, page.data.source, page.data.root], status["data"], api_name="load_data", **heavy
+        ),
+        page.data.zip.upload(
+            data.load_zip, [session, page.data.zip], status["data"], api_visibility="private", **heavy
+        ),
+        page.data.embeddings.upload(
+            data.load_embeddings, [session, page.data.embeddings], status["data"], api_visibility="private", **heavy
+        ),
+        page.model.apply.click(
+            model.set_model,
+            [session, page.model.name, page.model.weights, page.model.checkpoint],
+            status["model"],
+            api_name="set_model",
+            **heavy,
+        ),
+    ]
+    for change in changes:
+        _then_refresh(change, session, page)
+    for button in (page.data.cancel, page.model.cancel):
+        button.click(data.cancel, session, None, api_visibility="private", concurrency_limit=None)
     page.model.download.click(model.download_checkpoint, session, page.model.file, api_visibility="private")
 
 
 def _wire_training(session: gr.State, page: Page) -> None:
-    """Train (armed without queueing, so a Cancel pressed while the run waits in the queue still stops it), then
-    refresh every view; Cancel; Compare and Export, which read the trained workspace."""
+    """Train (armed without queueing, so a Cancel pressed while the run waits in the queue still stops it; the
+    button disabled until the run ends, however it ends; progress drawn beside the curves, never over them), then
+    refresh every view; Cancel; Revert, then refresh; the trained checkpoint; the scriptable `/train(epochs)`;
+    Compare and Export, which read the trained workspace."""
     tab = page.train
-    armed = tab.start.click(WorkspaceSession.arm_training, session, None, queue=False, api_visibility="private")
+    training_jobs = {"concurrency_id": "training", "concurrency_limit": HEAVY_CONCURRENCY}
+    armed = tab.start.click(train.start_run, session, tab.start, queue=False, api_visibility="private")
     training = armed.then(
         with_outputs(train.train, tab=tab),
         [session],
-        tab.progress_views(),
-        inputs_kwargs=tab.settings,
+        tab.run_views(),
+        inputs_kwargs={**tab.settings, **tab.selection},
+        show_progress_on=[tab.progress],
         api_visibility="private",
-        concurrency_id="training",
-        concurrency_limit=HEAVY_CONCURRENCY,
+        **training_jobs,
     )
+    training.then(train.run_ended, None, tab.start, queue=False, api_visibility="private")
     _then_refresh(training, session, page)
+    tab.api_run.click(
+        train.train_with_defaults, [session, tab.settings["epochs"]], tab.history, api_name="train", **training_jobs
+    )
     tab.cancel.click(train.cancel_training, session, None, api_visibility="private", concurrency_limit=None)
+    reverted = tab.revert.click(train.revert, session, tab.status, api_visibility="private", concurrency_id=HEAVY_JOBS)
+    _then_refresh(reverted, session, page)
+    tab.download.click(train.download_trained, session, tab.checkpoint, api_visibility="private")
     page.compare.run.click(
         with_outputs(compare.compare, tab=page.compare),
         [session, page.compare.choice.metric, page.compare.choice.count, page.compare.choice.instances],

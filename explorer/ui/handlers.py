@@ -13,8 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
+from PIL import Image
 
-from explorer.errors import InputError
+from explorer.errors import InputError, without_server_paths
+from explorer.workspace import WorkspaceSession
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +28,9 @@ def as_ui_error(error: Exception, where: str) -> gr.Error:
     if isinstance(error, gr.Error):
         return error
     if isinstance(error, InputError):
-        return gr.Error(str(error))
+        return gr.Error(without_server_paths(str(error)))
     log.error("unexpected error in %s", where, exc_info=error)
-    return gr.Error(f"Unexpected error ({type(error).__name__}): {error}")
+    return gr.Error(without_server_paths(f"Unexpected error ({type(error).__name__}): {error}"))
 
 
 def user_errors(fn: Callable) -> Callable:
@@ -52,6 +54,16 @@ def user_errors(fn: Callable) -> Callable:
             raise as_ui_error(error, fn.__name__) from error
 
     return wrapper
+
+
+def picture_file(session: WorkspaceSession, image: Image.Image | None) -> str | None:
+    """`image` saved as this response's own file in the session's folder: concurrent responses with identical
+    pictures never share (or rewrite) one file, and the files go with the session."""
+    if image is None:
+        return None
+    path = session.files.new_picture()
+    image.save(path)
+    return str(path)
 
 
 def reporter(progress: gr.Progress) -> Callable[[float, str], None]:

@@ -9,8 +9,9 @@ from operator import attrgetter
 from typing import Any
 
 import gradio as gr
+from PIL import Image
 
-from explorer.ui.handlers import user_errors
+from explorer.ui.handlers import picture_file, user_errors
 from explorer.ui.tabs.compare import CompareTab
 from explorer.ui.tabs.data import DataTab
 from explorer.ui.tabs.embeddings import DEFAULT_COLOR_BY, DEFAULT_METHOD, EmbeddingsTab
@@ -61,6 +62,7 @@ class Page:
         """Each component a refresh redraws, and what it shows of the `PageViews`: the outputs of a refresh."""
         return {
             self.header: attrgetter("header"),
+            self.data.source: attrgetter("data_source"),
             self.data.warnings: attrgetter("warnings"),
             self.data.summary: attrgetter("summary"),
             self.data.preview: attrgetter("preview"),
@@ -101,4 +103,5 @@ def first_views(workspace: Workspace) -> PageViews:
 def refresh(session: WorkspaceSession, *, page: Page, **choices: Any) -> dict[Component, Any]:
     """Every view after the data, the model or the training run changed (`choices`: `Page.view_choices`)."""
     views = page_views(session.workspace, **choices)
-    return {component: show(views) for component, show in page.shown_views().items()}
+    shown = {component: show(views) for component, show in page.shown_views().items()}
+    return {c: picture_file(session, v) if isinstance(v, Image.Image) else v for c, v in shown.items()}

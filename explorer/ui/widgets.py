@@ -13,6 +13,22 @@ from explorer.workspace.views import PageViews
 DEFAULT_INSTANCES = 5  # gallery items per retrieval row on a fresh page
 
 
+class UploadedImageFile(gr.Image):
+    """An image upload passed to the handler as the uploaded file's path, never decoded by Gradio first.
+
+    `gr.Image` opens and converts every upload before the handler runs: a tiny PNG of 12000 x 12000 grey pixels
+    costs seconds and hundreds of MB before anything can refuse it, and a file that is not an image fails with
+    Gradio's raw message. Here the backend's `read_image` checks the size from the header and names the problem.
+    """
+
+    is_template = True  # drawn by the frontend's image component
+
+    def preprocess(self, payload: Any) -> str | None:
+        if payload is not None and getattr(payload, "path", None):
+            return str(payload.path)
+        return super().preprocess(payload)
+
+
 def instances_slider(value: int, **kwargs: Any) -> gr.Slider:
     """How many gallery items a retrieval row shows."""
     return gr.Slider(1, MAX_INSTANCES, value, step=1, label="n_instances", **kwargs)

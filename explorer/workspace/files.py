@@ -17,7 +17,8 @@ from pathlib import Path
 SESSIONS_FOLDER = "sessions"
 KEEP_EXPORTS = 3
 EXPORT_TTL_S = 15 * 60
-EXPORTS, UPLOADS = "exports", "uploads"
+EXPORTS, UPLOADS, PICTURES = "exports", "uploads", "pictures"
+KEEP_PICTURES = 32  # responses' images: Gradio has copied each into its cache before the next request
 STALE_TMP_AGE_S = 10 * 60  # younger temp files may belong to another process writing right now
 
 
@@ -39,6 +40,17 @@ class SessionFiles:
             folder = self.root / kind / uuid.uuid4().hex
             folder.mkdir(parents=True)
             return folder
+
+    def new_picture(self, suffix: str = ".png") -> Path:
+        """A fresh file name for one response's image (its own file: concurrent responses never share one)."""
+        with self._guard:
+            if self._closed:
+                raise RuntimeError("This session has ended: its files are gone.")
+            folder = self.root / PICTURES
+            folder.mkdir(parents=True, exist_ok=True)
+            for old in sorted(folder.glob("*"), key=lambda p: p.stat().st_mtime)[: -(KEEP_PICTURES - 1)]:
+                old.unlink(missing_ok=True)
+            return folder / f"{uuid.uuid4().hex}{suffix}"
 
     def _prune_exports(self) -> None:
         folders = sorted((self.root / EXPORTS).glob("*"), key=lambda p: p.stat().st_mtime, reverse=True)

@@ -21,6 +21,7 @@ class PageViews:
     """What the page shows for one workspace, field by field (the UI maps each field to its component)."""
 
     header: str  # one Markdown line: the data and the model
+    data_source: str  # the Data tab's source field: built-in name or (local mode) the loaded path
     warnings: str  # the dataset's validation warnings (Markdown)
     summary: pd.DataFrame  # counts: labels, images, splits, queries/gallery
     preview: pd.DataFrame  # the dataset's first rows
@@ -61,6 +62,7 @@ def page_views(
     model = workspace.extractor.choice if workspace.extractor is not None else None
     return PageViews(
         header=workspace.describe(),
+        data_source=workspace.data_source_text(),
         warnings=workspace.warnings_text(),
         summary=workspace.data_summary(),
         preview=workspace.data_preview(),

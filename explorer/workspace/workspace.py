@@ -25,7 +25,7 @@ from explorer import const as C
 from explorer.checks import check_choice, check_count
 from explorer.data.images import read_image
 from explorer.data.items import ItemIndex
-from explorer.data.loading import LoadedDataset, load_dataset
+from explorer.data.loading import BUILTIN_DATASETS, LoadedDataset, load_dataset
 from explorer.data.precomputed import load_embeddings
 from explorer.errors import InputError
 from explorer.inference import EmbeddingsCache
@@ -33,7 +33,7 @@ from explorer.metrics.evaluation import EvaluationResult, evaluate_embeddings
 from explorer.metrics.functional import flatten_metrics
 from explorer.progress import Progress, report, scaled
 from explorer.retrieval.search import search_gallery
-from explorer.training.train import EpochRecord, TrainingResult, TrainingSettings, train_extractor
+from explorer.training.train import BatchRecord, EpochRecord, TrainingResult, TrainingSettings, train_extractor
 from explorer.viz.projection import PROJECTION_METHODS, compute_projection, projection_figure
 from explorer.viz.retrieval_layout import Tile
 from explorer.workspace.compare import CompareResult, compare_evaluations
@@ -304,6 +304,15 @@ class Workspace:
         except InputError:
             return ", ".join(str(i) for i in range(min(3, self.n_queries)))
 
+    def data_source_text(self) -> str:
+        """What the Data tab's source field shows: the built-in name, or in local mode the path that was loaded;
+        nothing for an upload or in public mode (a visitor never sees server folders)."""
+        if self.dataset.source in BUILTIN_DATASETS:
+            return self.dataset.source
+        if self._upload_dir is not None or self.policy.public:
+            return ""
+        return self.dataset.source
+
     def describe(self) -> str:
         """One line for the page header: what data and which model the session is looking at."""
         counts = f"{len(self.df):,} images, {self.df[C.LABELS_COLUMN].nunique()} labels, {self.n_queries} queries"
@@ -545,12 +554,15 @@ class Workspace:
         should_stop: Callable[[], bool] | None = None,
         on_epoch: Callable[[EpochRecord], None] | None = None,
         checkpoint_path: Path | None = None,
+        on_batch: Callable[[BatchRecord], None] | None = None,
     ) -> TrainingResult:
-        """Train a copy of the current extractor on the train split (validating on the validation split after
-        every epoch); afterwards it is the current extractor and this workspace as it was is the `base` that
-        Compare measures against. A run cancelled before its first epoch ends changes nothing.
+        """Train a copy of the current extractor on the train split (validating on the validation split before
+        training and after every epoch); afterwards the kept epoch's weights (`settings.keep`: the best by
+        `settings.select_by`, epoch 0 included, or the last) are the current extractor, and this workspace as it
+        was is the `base` that Compare measures against and `revert_training` returns to. A run cancelled before
+        its first epoch ends changes nothing.
 
-        `checkpoint_path` is rewritten (atomically) after every completed epoch: the latest good weights."""
+        `checkpoint_path` is rewritten (atomically) after every completed epoch with the kept weights."""
         self._check_writable()
         self.policy.check_image_size(settings.image_size)
         model = copy.deepcopy(self._model_for("Training").model)
@@ -562,19 +574,30 @@ class Workspace:
             settings=settings,
             progress=progress,
             on_epoch_end=on_epoch,
+            on_batch_end=on_batch,
             cancel=should_stop,
             checkpoint_path=checkpoint_path,
         )
-        if not result.history:
+        if not result.epochs_done:
             return result
         self.base = self.copy()  # keeps the pre-training embeddings and metrics: nothing is recomputed
         self.base.base = None
-        epochs = len(result.history)
-        description = f"{self.extractor.choice.describe(model)}, trained {epochs} epoch(s) here"
+        trained = f"trained here, epoch {result.kept_epoch} of {result.epochs_done} in use"
+        description = f"{self.extractor.choice.describe(model)}, {trained}"
         self.extractor = Extractor(model.eval(), model.get_transforms(train=False), self.extractor.choice, description)
         self.training_history = result.history_frame()
         self._invalidate()
         return result
+
+    def revert_training(self) -> None:
+        """Go back to the extractor before the last training run, with its embeddings and metrics exactly as they
+        were (nothing is recomputed); Compare then shows no change until the next run."""
+        self._check_writable()
+        if self.base is None:
+            raise InputError("Nothing to revert: no training run changed this extractor (train on the Train tab).")
+        self.extractor, self.precomputed = self.base.extractor, self.base.precomputed
+        self.training_history = self.base.training_history
+        self._derived = dict(self.base._derived)
 
     def compare(
         self,
@@ -583,11 +606,12 @@ class Workspace:
         n_instances: int = 5,
         progress: Progress | None = None,
     ) -> CompareResult:
-        """Base vs trained extractor on the same queries: metric deltas and the most improved/regressed queries."""
+        """The extractor before the last training run (base) against the one in use (trained, or reverted to the
+        base) on the same queries: metric deltas and the most improved / regressed queries."""
         if self.base is None:
             raise InputError(
                 "Nothing to compare yet: train the extractor on the Train tab first; Compare then shows the model "
-                "before training (base) against the trained one."
+                "before training (base) against the one in use."
             )
         check_metric(metric_name, self.metric_names())
         n_queries, n_instances = self._check_query_count(n_queries), self._check_instances(n_instances)

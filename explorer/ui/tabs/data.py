@@ -1,4 +1,5 @@
-"""The Data tab: pick built-in data, a path on the server or an uploaded zip; see its counts, rows and warnings."""
+"""The Data tab: pick built-in data, a path on the server (local mode) or an uploaded zip, or upload embeddings
+computed elsewhere; see the counts, first rows and warnings. `/load_data` in the API."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ from explorer.workspace.views import PageViews
 
 @dataclass(frozen=True)
 class DataTab:
-    """The Data tab's components: the source fields and Load, the zip upload, and what the data looks like."""
+    """The Data tab's components: the source fields, Load / Cancel, the uploads, and what the data looks like."""
 
     source: gr.Textbox
     root: gr.Textbox
     load: gr.Button
+    cancel: gr.Button
     zip: gr.File
+    embeddings: gr.File
     status: gr.Markdown
     warnings: gr.Markdown
     summary: gr.Dataframe
@@ -27,36 +30,48 @@ class DataTab:
 
 
 def build_data_tab(workspace: Workspace, views: PageViews) -> DataTab:
-    """The tab, showing `workspace`'s data source and `views`."""
-    builtin = workspace.dataset.name in BUILTIN_DATASETS
+    """The tab, showing `views`; in public mode the source field takes built-in names only."""
+    public = workspace.policy.public
+    where = "" if public else " or a CSV / image-folder path on the server"
     with gr.Tab("Data", id="data"):
         with gr.Row():
             source = gr.Textbox(
-                label=f"Built-in name ({', '.join(BUILTIN_DATASETS)}) or a CSV / image-folder path on the server",
-                value=workspace.dataset.name if builtin else str(workspace.dataset.root),
+                label=f"Built-in name ({', '.join(BUILTIN_DATASETS)}){where}",
+                value=views.data_source,
                 scale=3,
                 elem_id="data-source",
             )
-            root = gr.Textbox(label="dataset_root (CSV only; default: the CSV's folder)", scale=2, elem_id="data-root")
+            root = gr.Textbox(
+                label="dataset_root (CSV only; default: the CSV's folder)",
+                scale=2,
+                visible=not public,
+                elem_id="data-root",
+            )
             load = gr.Button("Load", variant="primary", scale=1, elem_id="data-load")
+            cancel = gr.Button("Cancel", variant="stop", scale=1, elem_id="data-cancel")
         with gr.Row():
             zip_file = gr.File(
                 label="…or upload a zip (image folder, or one CSV + images)", file_types=[".zip"], elem_id="data-zip"
+            )
+            embeddings = gr.File(
+                label="Embeddings computed elsewhere for this data (.npy row-aligned, or parquet with 'embedding')",
+                file_types=[".npy", ".parquet"],
+                elem_id="data-embeddings",
             )
         status = gr.Markdown(elem_id="data-status")
         warnings = gr.Markdown(views.warnings, elem_id="data-warnings")
         with gr.Row():
             summary = gr.Dataframe(views.summary, label="Counts", interactive=False, scale=1, elem_id="data-summary")
             preview = gr.Dataframe(views.preview, label="First rows", interactive=False, scale=3)
-    return DataTab(source, root, load, zip_file, status, warnings, summary, preview)
+    return DataTab(source, root, load, cancel, zip_file, embeddings, status, warnings, summary, preview)
 
 
 # Data and model switches write the header and a status line: their progress bars show there while embeddings are
 # computed, so a long load is never a silent page.
 @user_errors
-def load_data(session: WorkspaceSession, source: str, root: str, progress=TRACKED) -> tuple[str, str]:
-    """Load Data: the header and the status line."""
-    session.load_data(source, root, reporter(progress))
+def load_data(session: WorkspaceSession, source: str, dataset_root: str, progress=TRACKED) -> tuple[str, str]:
+    """Load Data (and `/load_data(source, dataset_root)`): the header and the status line."""
+    session.load_data(source, dataset_root, reporter(progress))
     return session.workspace.describe(), f"Loaded. {session.workspace.describe()}"
 
 
@@ -67,3 +82,20 @@ def load_zip(session: WorkspaceSession, zip_path: str | None, progress=TRACKED):
         return gr.skip(), gr.skip()
     session.load_uploaded_zip(zip_path, reporter(progress))
     return session.workspace.describe(), f"Loaded the upload. {session.workspace.describe()}"
+
+
+@user_errors
+def load_embeddings(session: WorkspaceSession, path: str | None, progress=TRACKED):
+    """Uploaded embeddings for the session's data: the header and the status line."""
+    if path is None:
+        return gr.skip(), gr.skip()
+    session.use_embeddings(path, reporter(progress))
+    return session.workspace.describe(), (
+        f"Using the uploaded embeddings. {session.workspace.describe()} Search by image and training need a model."
+    )
+
+
+def cancel(session: WorkspaceSession) -> None:
+    """Cancel a data or model load: the session keeps what it had (a toast says so)."""
+    session.cancel()
+    gr.Info("Cancelling the load; the data and model in use stay as they are…")

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import gradio as gr
-from PIL import Image
 
-from explorer.ui.handlers import TRACKED, reporter, user_errors
+from explorer.ui.handlers import TRACKED, picture_file, reporter, user_errors
 from explorer.ui.plotly_click import plotly_click
 from explorer.viz.projection import PROJECTION_METHODS
 from explorer.workspace import WorkspaceSession
@@ -51,6 +50,6 @@ def projection(session: WorkspaceSession, method: str, color_by: str, progress=T
 
 
 @user_errors
-def open_clicked(item_id: int, session: WorkspaceSession, n_instances: int) -> Image.Image:
+def open_clicked(item_id: int, session: WorkspaceSession, n_instances: int) -> str:
     """A clicked point: the item's retrieval row."""
-    return session.workspace.item_row(item_id, n_instances)
+    return picture_file(session, session.workspace.item_row(item_id, n_instances))

@@ -21,6 +21,7 @@ class ModelTab:
     weights: gr.Radio
     checkpoint: gr.File
     apply: gr.Button
+    cancel: gr.Button
     download: gr.Button
     status: gr.Markdown
     file: gr.File
@@ -45,18 +46,19 @@ def build_model_tab(views: PageViews) -> ModelTab:
             )
         with gr.Row():
             apply = gr.Button("Use this model", variant="primary", elem_id="model-apply")
+            cancel = gr.Button("Cancel", variant="stop", elem_id="model-cancel")
             download = gr.Button("Download current checkpoint", elem_id="model-download")
         status = gr.Markdown(elem_id="model-status")
         file = gr.File(label="Checkpoint file", interactive=False, elem_id="model-file")
-    return ModelTab(name, weights, checkpoint, apply, download, status, file)
+    return ModelTab(name, weights, checkpoint, apply, cancel, download, status, file)
 
 
 @user_errors
 def set_model(
-    session: WorkspaceSession, name: str, weights: str, checkpoint: str | None, progress=TRACKED
+    session: WorkspaceSession, model: str, weights: str, checkpoint: str | None = None, progress=TRACKED
 ) -> tuple[str, str]:
-    """Use this model: the header and the status line."""
-    session.set_model(name, weights, checkpoint, reporter(progress))
+    """Use this model (and `/set_model(model, weights)`): the header and the status line."""
+    session.set_model(model, weights, checkpoint, reporter(progress))
     return session.workspace.describe(), f"Now using {session.workspace.model_description()}."
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import gradio as gr
-from PIL import Image
 
-from explorer.ui.handlers import user_errors
+from explorer.ui.handlers import picture_file, user_errors
 from explorer.ui.widgets import instances_slider
 from explorer.workspace import WorkspaceSession
 from explorer.workspace.views import PageViews
@@ -35,6 +34,6 @@ def build_queries_tab(views: PageViews) -> QueriesTab:
 
 
 @user_errors
-def query_grid(session: WorkspaceSession, query_ids: str, n_instances: int) -> Image.Image:
+def query_grid(session: WorkspaceSession, query_ids: str, n_instances: int) -> str:
     """Show (and `/query_grid`): the retrieval rows of `query_ids`."""
-    return session.workspace.query_grid(query_ids, n_instances)
+    return picture_file(session, session.workspace.query_grid(query_ids, n_instances))

@@ -6,10 +6,9 @@ from dataclasses import dataclass
 
 import gradio as gr
 import pandas as pd
-from PIL import Image
 
-from explorer.ui.handlers import user_errors
-from explorer.ui.widgets import instances_slider
+from explorer.ui.handlers import picture_file, user_errors
+from explorer.ui.widgets import UploadedImageFile, instances_slider
 from explorer.workspace import WorkspaceSession
 from explorer.workspace.views import PageViews
 
@@ -29,7 +28,7 @@ def build_search_tab(views: PageViews) -> SearchTab:
     """The tab, its slider at the row length of `views`."""
     with gr.Tab("Search", id="search"):
         with gr.Row():
-            image = gr.Image(
+            image = UploadedImageFile(
                 type="filepath",  # no copy per search: the workspace reads Gradio's upload in place
                 label="Image to search with",
                 sources=["upload", "clipboard"],
@@ -44,6 +43,7 @@ def build_search_tab(views: PageViews) -> SearchTab:
 
 
 @user_errors
-def search(session: WorkspaceSession, image: str | None, n_instances: int) -> tuple[Image.Image, pd.DataFrame]:
+def search(session: WorkspaceSession, image: str | None, n_instances: int) -> tuple[str, pd.DataFrame]:
     """Search (and `/search`): the picture and the table of the nearest gallery items, in the API's order."""
-    return session.workspace.search(image, n_instances)
+    picture, table = session.workspace.search(image, n_instances)
+    return picture_file(session, picture), table

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 
 import gradio as gr
 import pandas as pd
-from PIL import Image
 
-from explorer.ui.handlers import user_errors
+from explorer.ui.handlers import picture_file, user_errors
 from explorer.ui.widgets import QueryChoice, query_choice
 from explorer.workspace import WorkspaceSession
 from explorer.workspace.views import PageViews
@@ -43,9 +42,10 @@ def build_worst_tab(views: PageViews) -> WorstTab:
 @user_errors
 def worst_queries(
     session: WorkspaceSession, metric_name: str, n_queries: int, n_instances: int
-) -> tuple[Image.Image, pd.DataFrame]:
+) -> tuple[str, pd.DataFrame]:
     """Show (and `/worst_queries`): the grid and the table of ids and values, in the API's order."""
-    return session.workspace.worst_queries(metric_name, n_queries, n_instances)
+    grid, table = session.workspace.worst_queries(metric_name, n_queries, n_instances)
+    return picture_file(session, grid), table
 
 
 @user_errors
@@ -56,4 +56,5 @@ def open_worst_row(session: WorkspaceSession, n_instances: int, event: gr.Select
     the output components (`with_outputs`) would hide.
     """
     query_id = int(event.row_value[0])  # the clicked row's own "query id", also after the user sorts
-    return gr.Tabs(selected="queries"), str(query_id), session.workspace.query_grid([query_id], n_instances)
+    grid = session.workspace.query_grid([query_id], n_instances)
+    return gr.Tabs(selected="queries"), str(query_id), picture_file(session, grid)
