@@ -1,4 +1,6 @@
-"""Lightning pieces beyond the seed's workflow: logged keys, NaN stop, loggers, metrics gathered from 2 processes."""
+"""Lightning pieces beyond the seed's workflow: logged keys, NaN stop, metrics gathered from 2 processes.
+
+The loggers (MLflow, W&B, TensorBoard) are tested in test_loggers.py."""
 
 from __future__ import annotations
 
@@ -20,7 +22,6 @@ from explorer.training import (
     MetricValCallback,
     NonFiniteLossError,
     TripletLossWithMiner,
-    create_logger,
 )
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # tests never wait on the Hugging Face hub
@@ -72,15 +73,6 @@ def test_nan_loss_stops_lightning_training_before_the_step(loaders, tmp_path):
 def test_log_images_without_paths_is_refused_with_the_fix():
     with pytest.raises(ValueError, match="extra_keys=\\('paths',\\)"):
         MetricValCallback(EmbeddingMetrics(), log_images=True)
-
-
-def test_loggers_without_package_or_key_give_one_clear_message(tmp_path, monkeypatch):
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    with pytest.raises((ImportError, ValueError), match="wandb.*(pip install wandb|WANDB_API_KEY)"):
-        create_logger("wandb", str(tmp_path))
-    with pytest.raises(ValueError, match="Unknown logger 'comet'"):
-        create_logger("comet", str(tmp_path))
-    assert isinstance(create_logger("tensorboard", str(tmp_path)), pl.loggers.TensorBoardLogger)
 
 
 def test_validation_metrics_gathered_from_two_processes_equal_single_process(loaders, tmp_path):

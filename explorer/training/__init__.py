@@ -1,11 +1,7 @@
 """Training: balanced sampling, triplet mining and losses, Lightning integration and the `train_extractor` loop."""
 
-from explorer.training.lightning import (
-    ExtractorModule,
-    MetricValCallback,
-    NonFiniteLossError,
-    create_logger,
-)
+from explorer.training.lightning import ExtractorModule, MetricValCallback, NonFiniteLossError
+from explorer.training.loggers import create_logger
 from explorer.training.losses import TripletLoss, TripletLossWithMiner
 from explorer.training.miners import AllTripletsMiner, HardTripletsMiner, NHardTripletsMiner, TripletsMiner
 from explorer.training.sampler import BalanceSampler

@@ -6,21 +6,18 @@ validation batches of every process and places them by dataset index, so metrics
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
 from typing import Any
 
 import lightning.pytorch as pl
 import matplotlib.pyplot as plt
 import torch
-from lightning.pytorch.loggers import Logger, MLFlowLogger, TensorBoardLogger, WandbLogger
-from lightning.pytorch.loggers.neptune import NeptuneLogger  # not re-exported by lightning.pytorch.loggers
 from torch import Tensor, nn
 
 from explorer import const as C
 from explorer.errors import InputError
 from explorer.metrics.embedding_metrics import EmbeddingMetrics
 from explorer.metrics.functional import flatten_metrics
+from explorer.training.loggers import log_figure
 
 WORST_QUERIES_TO_PLOT = 3
 INSTANCES_PER_PLOTTED_QUERY = 5
@@ -105,7 +102,8 @@ class MetricValCallback(pl.Callback):
 
     Batches are kept per process and gathered across processes at the end of the epoch; each row is placed by
     its dataset index (`idx`), so DDP's split and padding do not change the numbers. With `log_images`, pictures
-    of the worst queries by each per-query metric go to the logger.
+    of the worst queries by each per-query metric go to every TensorBoard, W&B or MLflow logger, at the step of the
+    metrics.
     """
 
     def __init__(
@@ -165,6 +163,7 @@ class MetricValCallback(pl.Callback):
 
     def _log_worst_queries(self, trainer: pl.Trainer) -> None:
         unreduced = flatten_metrics(self.metric.metrics_unreduced)
+        step = _logging_step(trainer)
         for name, values in unreduced.items():
             if not (isinstance(values, Tensor) and name.startswith(C.OVERALL_CATEGORIES_KEY)):
                 continue
@@ -172,8 +171,13 @@ class MetricValCallback(pl.Callback):
                 metric_name=name, n_queries=self.n_worst_queries, n_instances=INSTANCES_PER_PLOTTED_QUERY
             )
             for logger in trainer.loggers:
-                log_figure(logger, f"worst_queries/{name}", figure, trainer.global_step)
+                log_figure(logger, f"worst_queries/{name}", figure, step)
             plt.close(figure)
+
+
+def _logging_step(trainer: pl.Trainer) -> int:
+    """The step Lightning gives the metrics logged now (not `global_step`, one ahead in validation during fit)."""
+    return trainer.fit_loop.epoch_loop._batches_that_stepped
 
 
 def _validation_size(trainer: pl.Trainer, batches: list[dict[str, Any]]) -> int:
@@ -186,49 +190,3 @@ def _validation_size(trainer: pl.Trainer, batches: list[dict[str, Any]]) -> int:
     if all(C.INDEX_KEY in batch for batch in batches):
         return int(max(int(torch.as_tensor(batch[C.INDEX_KEY]).max()) for batch in batches)) + 1
     return sum(len(batch[C.EMBEDDINGS_KEY]) for batch in batches)
-
-
-def log_figure(logger: Logger, tag: str, figure: plt.Figure, step: int) -> None:
-    """Send a matplotlib figure to whichever experiment tracker `logger` is."""
-    if isinstance(logger, TensorBoardLogger):
-        logger.experiment.add_figure(tag, figure, global_step=step, close=False)
-    elif isinstance(logger, WandbLogger):
-        logger.log_image(key=tag, images=[figure], step=step)
-    elif isinstance(logger, MLFlowLogger):
-        logger.experiment.log_figure(logger.run_id, figure, f"{tag}_step{step}.png")
-    elif isinstance(logger, NeptuneLogger):
-        from neptune.types import File
-
-        logger.experiment[tag].append(File.as_image(figure))
-
-
-# logger kind -> (package to import, environment variable holding the key or None, factory)
-_LOGGERS: dict[str, tuple[str | None, str | None, Callable[..., Logger]]] = {
-    "tensorboard": (None, None, lambda save_dir, project: TensorBoardLogger(save_dir, name=project)),
-    "wandb": (
-        "wandb",
-        "WANDB_API_KEY",
-        lambda save_dir, project: WandbLogger(project=project, save_dir=save_dir, log_model=False),
-    ),
-    "neptune": (
-        "neptune",
-        "NEPTUNE_API_TOKEN",
-        lambda save_dir, project: NeptuneLogger(project=project, log_model_checkpoints=False),
-    ),
-    "mlflow": ("mlflow", None, lambda save_dir, project: MLFlowLogger(experiment_name=project, save_dir=save_dir)),
-}
-
-
-def create_logger(kind: str = "tensorboard", save_dir: str = ".", project: str = "metric_learning") -> Logger:
-    """A Lightning logger by name, or one clear message saying which package or key is missing."""
-    if kind not in _LOGGERS:
-        raise InputError(f"Unknown logger {kind!r}: choose one of {', '.join(_LOGGERS)}.")
-    package, key_variable, factory = _LOGGERS[kind]
-    if package is not None:
-        try:
-            __import__(package)
-        except ImportError as error:
-            raise ImportError(f"The {kind} logger needs the package {package!r}: pip install {package}") from error
-    if key_variable is not None and not os.environ.get(key_variable):
-        raise InputError(f"The {kind} logger needs an API key: set the environment variable {key_variable}.")
-    return factory(save_dir, project)
