@@ -13,20 +13,25 @@ from explorer.workspace.views import PageViews
 DEFAULT_INSTANCES = 5  # gallery items per retrieval row on a fresh page
 
 
-class UploadedImageFile(gr.Image):
+def undecoded_image_upload(**kwargs: Any) -> gr.Image:
     """An image upload passed to the handler as the uploaded file's path, never decoded by Gradio first.
 
-    `gr.Image` opens and converts every upload before the handler runs: a tiny PNG of 12000 x 12000 grey pixels
+    `gr.Image` opens and converts every upload before the handler runs: a small PNG of 12000 x 12000 grey pixels
     costs seconds and hundreds of MB before anything can refuse it, and a file that is not an image fails with
     Gradio's raw message. Here the backend's `read_image` checks the size from the header and names the problem.
+    (The instance's `preprocess` is replaced rather than subclassing `gr.Image`: Gradio writes a `.pyi` stub next
+    to the source of every component subclass at import time.)
     """
+    upload = gr.Image(type="filepath", **kwargs)
+    decode = upload.preprocess
 
-    is_template = True  # drawn by the frontend's image component
-
-    def preprocess(self, payload: Any) -> str | None:
+    def path_only(payload: Any) -> str | None:
         if payload is not None and getattr(payload, "path", None):
             return str(payload.path)
-        return super().preprocess(payload)
+        return decode(payload)
+
+    upload.preprocess = path_only
+    return upload
 
 
 def instances_slider(value: int, **kwargs: Any) -> gr.Slider:

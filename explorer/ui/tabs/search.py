@@ -8,7 +8,7 @@ import gradio as gr
 import pandas as pd
 
 from explorer.ui.handlers import picture_file, user_errors
-from explorer.ui.widgets import UploadedImageFile, instances_slider
+from explorer.ui.widgets import instances_slider, undecoded_image_upload
 from explorer.workspace import WorkspaceSession
 from explorer.workspace.views import PageViews
 
@@ -28,8 +28,7 @@ def build_search_tab(views: PageViews) -> SearchTab:
     """The tab, its slider at the row length of `views`."""
     with gr.Tab("Search", id="search"):
         with gr.Row():
-            image = UploadedImageFile(
-                type="filepath",  # no copy per search: the workspace reads Gradio's upload in place
+            image = undecoded_image_upload(  # no copy per search: the workspace reads Gradio's upload in place
                 label="Image to search with",
                 sources=["upload", "clipboard"],
                 elem_id="search-image",
