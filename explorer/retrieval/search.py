@@ -304,6 +304,12 @@ def retrieve_prepared(
         found = torch.isfinite(sq_dist)
         retrieved[chunk.start : chunk.stop] = torch.where(found, positions, NO_ITEM)
         distances[chunk.start : chunk.stop] = sq_dist.sqrt().float()
+    return results_of(inputs, retrieved, distances)
+
+
+def results_of(inputs: RetrievalInputs, retrieved: Tensor, distances: Tensor) -> RetrievalResults:
+    """`RetrievalResults` of found gallery positions [Q, W] (NO_ITEM padding) and their distances, whatever the
+    search (exact here, approximate in `explorer.retrieval.approximate`): relevance, n_gt, labels, sequences."""
     found = retrieved != NO_ITEM
     query_labels = torch.from_numpy(inputs.query_labels)
     gallery_labels = torch.from_numpy(inputs.gallery_labels)
@@ -355,6 +361,17 @@ def search_gallery(
     gallery labels) marks relevance (without them nothing is relevant: the query's label is unknown);
     `exclude[q]` is a gallery position query q must never retrieve (the item itself), -1 for none.
     """
+    return retrieve_prepared(gallery_search_inputs(queries, gallery, gallery_ids, labels, exclude), top_n)
+
+
+def gallery_search_inputs(
+    queries: Tensor | np.ndarray,
+    gallery: Tensor | np.ndarray,
+    gallery_ids: np.ndarray | None = None,
+    labels: tuple[Any, Any] | None = None,
+    exclude: Sequence[int] | np.ndarray | None = None,
+) -> RetrievalInputs:
+    """Checked `RetrievalInputs` of a query set against a separate gallery; arguments as in `search_gallery`."""
     queries = as_embedding_matrix(torch.as_tensor(queries).reshape(-1, np.shape(queries)[-1]), "queries")
     gallery = as_embedding_matrix(gallery, "gallery")
     queries = queries.to(gallery.dtype)
@@ -369,7 +386,7 @@ def search_gallery(
     # sequences do the exclusion: a query shares its code with the gallery item it must not retrieve
     excluded = np.full(n_queries, -1) if exclude is None else np.asarray(exclude, dtype=np.int64)
     query_sequences = np.where(excluded >= 0, excluded, n_gallery + np.arange(n_queries))
-    inputs = RetrievalInputs(
+    return RetrievalInputs(
         query_ids=np.arange(n_queries),
         gallery_ids=np.arange(n_gallery) if gallery_ids is None else np.asarray(gallery_ids, dtype=np.int64),
         query_embeddings=queries,
@@ -379,7 +396,6 @@ def search_gallery(
         query_sequences=query_sequences,
         gallery_sequences=np.arange(n_gallery),
     )
-    return retrieve_prepared(inputs, top_n)
 
 
 class KnnGraph(NamedTuple):
