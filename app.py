@@ -90,7 +90,7 @@ def build_app(args: argparse.Namespace):
         policy=policy,
         embeddings=args.embeddings,
     )
-    return build_demo(workspace), launch_options()
+    return build_demo(workspace), launch_options(policy)
 
 
 def _precompute_umap(demo) -> None:

@@ -229,3 +229,24 @@ def test_messages_name_files_never_server_folders(message, shown):
     from explorer.errors import without_server_paths
 
     assert without_server_paths(message) == shown
+
+
+def test_uploads_share_one_disk_budget_across_sessions(session, public, tmp_path, monkeypatch):
+    import dataclasses
+
+    monkeypatch.setattr(public, "policy", dataclasses.replace(ServingPolicy.for_public(), max_sessions_bytes=1000))
+    images = {f"class_{i % 2}/{i}.png": Path(public.items.paths[i]) for i in range(4)}
+    archive = tmp_path / "four.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for name, source in images.items():
+            zipped.write(source, name)
+    with pytest.raises(InputError, match="space for uploads is nearly full"):
+        session.load_uploaded_zip(archive)
+    assert session.workspace.dataset.name == public.dataset.name
+
+
+def test_public_mode_caps_files_sent_to_the_app():
+    from explorer.ui.app import launch_options
+
+    assert launch_options(ServingPolicy.for_public())["max_file_size"] == "256mb"
+    assert launch_options()["max_file_size"] == "500mb"

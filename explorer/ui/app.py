@@ -17,22 +17,23 @@ from explorer.ui.page import Page, first_views, refresh
 from explorer.ui.plotly_click import on_point_click
 from explorer.ui.tabs import compare, data, embeddings, export, metrics, model, queries, search, train, worst
 from explorer.workspace import Workspace, WorkspaceSession
+from explorer.workspace.policy import ServingPolicy
+from explorer.workspace.workspace import LOCAL
 
-MAX_UPLOAD_SIZE = "500mb"
 HEAVY_JOBS = "heavy"  # data/model switches and projections share this queue slot
 HEAVY_CONCURRENCY = 2
 VIEW_CONCURRENCY = 4
 
 
-def launch_options() -> dict[str, Any]:
+def launch_options(policy: ServingPolicy = LOCAL) -> dict[str, Any]:
     """`launch()` settings the app needs wherever it runs.
 
-    Upload cap; `show_error` so that input Gradio itself cannot decode (a file that is not an image) reaches the
+    Upload cap (the policy's: smaller in public mode); `show_error` so that input Gradio itself cannot decode (a file that is not an image) reaches the
     user as its reason rather than a generic failure (our handlers already turn errors into messages). No
     `allowed_paths`: pictures are rendered on the server and every file a handler returns is copied into
     Gradio's own cache, so the app serves nothing from the dataset folder or the workspace cache directly.
     """
-    return {"max_file_size": MAX_UPLOAD_SIZE, "show_error": True}
+    return {"max_file_size": policy.max_file_size, "show_error": True}
 
 
 def build_demo(workspace: Workspace) -> gr.Blocks:

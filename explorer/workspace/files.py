@@ -60,13 +60,28 @@ class SessionFiles:
                 shutil.rmtree(folder, ignore_errors=True)
 
     def disk_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file()) if self.root.exists() else 0
+        """What this session's files take on disk."""
+        return _folder_bytes(self.root)
+
+    def all_sessions_bytes(self) -> int:
+        """What every session's files take together (the public mode's shared upload budget counts these)."""
+        return _folder_bytes(self.root.parent)
 
     def close(self) -> None:
         """Remove every file of the session (called when the browser session ends)."""
         with self._guard:
             self._closed = True
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _folder_bytes(folder: Path) -> int:
+    total = 0
+    for path in folder.rglob("*") if folder.exists() else ():
+        try:
+            total += path.stat().st_size if path.is_file() else 0
+        except FileNotFoundError:  # removed meanwhile by its session
+            continue
+    return total
 
 
 def sweep_stale_files(cache_dir: Path, tmp_age_s: float = STALE_TMP_AGE_S) -> int:

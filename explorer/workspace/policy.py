@@ -13,11 +13,14 @@ from explorer.data.loading import BUILTIN_DATASETS
 from explorer.errors import InputError
 from explorer.models.registry import PRESETS, parameter_count
 from explorer.models.spec import ModelSpec
+from explorer.workspace.uploads import MAX_UPLOAD_MEMBERS, MAX_UPLOAD_UNPACKED_BYTES
 
 DEFAULT_MAX_MODEL_PARAMS = 30_000_000  # ResNet-50, ViT-S, ConvNeXt-T fit; ViT-B (86 M) and larger do not
-LOCAL_MAX_UPLOAD_BYTES = 4 * 1024**3
 PUBLIC_MAX_UPLOAD_BYTES = 1024**3
 PUBLIC_MAX_UPLOAD_IMAGES = 5_000
+PUBLIC_MAX_SESSIONS_BYTES = 8 * 1024**3  # all sessions' files together (uploads, downloads, pictures)
+PUBLIC_MAX_FILE_SIZE = "256mb"  # one file sent to the app (Gradio refuses larger ones before they land)
+LOCAL_MAX_FILE_SIZE = "500mb"
 PUBLIC_MAX_IMAGE_SIZE = 384  # train / embed resolution: compute grows with its square
 SPACES_VARIABLE = "SPACE_ID"  # set by Hugging Face Spaces in every Space
 
@@ -28,9 +31,16 @@ class ServingPolicy:
 
     public: bool = False
     max_model_params: int | None = None  # None: no budget
-    max_upload_bytes: int = LOCAL_MAX_UPLOAD_BYTES  # unpacked size of a dataset zip
+    max_upload_bytes: int = MAX_UPLOAD_UNPACKED_BYTES  # unpacked size of a dataset zip
     max_upload_images: int | None = None
     max_image_size: int | None = None
+    max_sessions_bytes: int | None = None  # disk for all sessions' files together
+    max_file_size: str = LOCAL_MAX_FILE_SIZE
+
+    @property
+    def max_upload_members(self) -> int:
+        """Files a dataset zip may hold: the images, plus room for a CSV and stray files."""
+        return MAX_UPLOAD_MEMBERS if self.max_upload_images is None else self.max_upload_images + 100
 
     @classmethod
     def for_public(cls, max_model_params: int = DEFAULT_MAX_MODEL_PARAMS) -> ServingPolicy:
@@ -40,6 +50,8 @@ class ServingPolicy:
             max_upload_bytes=PUBLIC_MAX_UPLOAD_BYTES,
             max_upload_images=PUBLIC_MAX_UPLOAD_IMAGES,
             max_image_size=PUBLIC_MAX_IMAGE_SIZE,
+            max_sessions_bytes=PUBLIC_MAX_SESSIONS_BYTES,
+            max_file_size=PUBLIC_MAX_FILE_SIZE,
         )
 
     @classmethod

@@ -8,15 +8,24 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import shutil
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from explorer.errors import InputError
 from explorer.progress import Progress
-from explorer.training.train import EpochRecord, TrainingResult, TrainingSettings, history_frame
+from explorer.training.train import (
+    BatchRecord,
+    EpochRecord,
+    TrainingResult,
+    TrainingSettings,
+    batches_frame,
+    history_frame,
+)
 from explorer.workspace.files import EXPORTS, UPLOADS, SessionFiles
 from explorer.workspace.workspace import Workspace
 
@@ -25,6 +34,15 @@ CHECKPOINTS = "checkpoints"
 
 class Cancelled(InputError):
     """The user pressed Cancel: the job stopped and the session kept its previous state."""
+
+
+@dataclass(frozen=True)
+class TrainingUpdate:
+    """What a training run shows, while it runs and at its end."""
+
+    history: pd.DataFrame  # one row per validated epoch, epoch 0 (before training) first
+    batches: pd.DataFrame  # one row per training step
+    status: str
 
 
 class WorkspaceSession:
@@ -43,7 +61,7 @@ class WorkspaceSession:
         self.files = SessionFiles(shared.cache_dir)
         self._job_guard = threading.Lock()
         self._job: str | None = None  # what the session's one heavy job is doing, for the "busy" message
-        self.latest_checkpoint: Path | None = None  # the last completed epoch of the latest training run
+        self.latest_checkpoint: Path | None = None  # the weights in use after the latest training run
 
     def __deepcopy__(self, memo: dict) -> WorkspaceSession:
         return WorkspaceSession(self._shared)
@@ -70,23 +88,33 @@ class WorkspaceSession:
             self._own = self._shared.copy()
         return self._own
 
-    def train(self, settings: TrainingSettings, progress: Progress | None = None) -> Iterator[tuple[pd.DataFrame, str]]:
-        """Train in this session, yielding (history so far, status) after every epoch and once at the end.
+    def train(self, settings: TrainingSettings, progress: Progress | None = None) -> Iterator[TrainingUpdate]:
+        """Train in this session, yielding what the run shows (curves so far and a status line naming its phase)
+        whenever it moved on, and once at the end.
 
         Training runs in a worker thread (with the caller's context, so progress trackers follow it) while this
-        generator reports; `stop_training()` from another thread ends it before the next batch, and so does
-        closing the generator (the browser went away).
+        generator reports; `cancel()` from another thread ends it before the next batch, and so does closing the
+        generator (the browser went away). One run per session: a second one is refused while this one runs.
         """
         workspace = self.edit()  # also refuses a second run while one is going
         self._start_job("training", keep_pending_cancel=True)  # held until the worker ends
         epochs: list[EpochRecord] = []
+        batches: list[BatchRecord] = []
+        phase = ["starting"]
         outcome: list[TrainingResult | BaseException] = []
         checkpoint = self.files.new_folder(CHECKPOINTS) / "trained.safetensors"
+
+        def report(fraction: float, message: str) -> None:
+            phase[0] = message
+            if progress is not None:
+                progress(fraction, message)
 
         def run() -> None:
             try:
                 outcome.append(
-                    workspace.train(settings, progress, self._cancel.is_set, epochs.append, checkpoint_path=checkpoint)
+                    workspace.train(
+                        settings, report, self._cancel.is_set, epochs.append, checkpoint, on_batch=batches.append
+                    )
                 )
             except BaseException as error:  # re-raised in the caller's thread below
                 outcome.append(error)
@@ -97,28 +125,39 @@ class WorkspaceSession:
         worker = threading.Thread(target=contextvars.copy_context().run, args=(run,), name="training", daemon=True)
         self._training = worker
         worker.start()
-        shown = 0
+        shown = None
         try:
             while worker.is_alive():
                 worker.join(timeout=0.5)
-                if len(epochs) > shown:
-                    shown = len(epochs)
-                    yield history_frame(epochs), f"Training: epoch {shown}/{settings.epochs} done."
+                if (len(epochs), len(batches), phase[0]) != shown and worker.is_alive():
+                    shown = (len(epochs), len(batches), phase[0])
+                    yield TrainingUpdate(history_frame(epochs[:]), batches_frame(batches[:]), f"Training: {phase[0]}.")
         finally:
             if worker.is_alive():  # the caller stopped listening (tab closed, event cancelled): stop the run too
                 self._cancel.set()
         if isinstance(outcome[0], BaseException):
             raise outcome[0]
         result = outcome[0]
-        if result.checkpoint_path is not None:
-            self.latest_checkpoint = Path(result.checkpoint_path)
-        if not result.history:
-            status = f"{result.stopped_reason or 'Stopped'} No epoch finished: the extractor is unchanged."
-        else:
-            status = (result.stopped_reason or f"Finished {len(result.history)} epoch(s).") + (
-                " The views now use the trained extractor; Compare shows it against the one before training."
-            )
-        yield history_frame(result.history), status
+        yield TrainingUpdate(result.history_frame(), batches_frame(batches), self._finished(result, checkpoint))
+
+    def _finished(self, result: TrainingResult, checkpoint: Path) -> str:
+        """The status line after a run, which says whose weights are in use; the run's checkpoint replaces the
+        previous run's (whose file goes) when an epoch finished."""
+        if not result.epochs_done:
+            shutil.rmtree(checkpoint.parent, ignore_errors=True)
+            return f"{result.stopped_reason or 'Stopped.'} No epoch finished: the extractor is unchanged."
+        if self.latest_checkpoint is not None:
+            shutil.rmtree(self.latest_checkpoint.parent, ignore_errors=True)
+        self.latest_checkpoint = checkpoint
+        done = result.stopped_reason or f"Finished {result.epochs_done} epoch(s)."
+        return (
+            f"{done} The views are {result.kept_summary()}; Compare shows it against the extractor before "
+            "training, and Revert goes back to that one."
+        )
+
+    def revert_training(self) -> None:
+        """Go back to the extractor before the last training run (see `Workspace.revert_training`)."""
+        self.edit().revert_training()
 
     def arm_training(self) -> None:
         """Forget a Cancel pressed while nothing was queued or running; called when Train is clicked, so a
@@ -140,7 +179,10 @@ class WorkspaceSession:
     def load_uploaded_zip(self, zip_path: str | Path, progress: Progress | None = None) -> None:
         """Switch to a dataset uploaded as a zip, unpacked into this session's own files."""
         with self._heavy_job("loading an upload"):
-            self.edit().load_uploaded_zip(zip_path, self.files.new_folder(UPLOADS), self._cancellable(progress))
+            budget = self._shared.policy.max_sessions_bytes
+            room = None if budget is None else budget - self.files.all_sessions_bytes()
+            folder = self.files.new_folder(UPLOADS)
+            self.edit().load_uploaded_zip(zip_path, folder, self._cancellable(progress), room)
 
     def set_model(
         self, name: str, weights: str, checkpoint: str | None = None, progress: Progress | None = None

@@ -11,8 +11,15 @@ MAX_UPLOAD_UNPACKED_BYTES = 4 * 1024**3  # a zip that unpacks beyond this is ref
 MAX_UPLOAD_MEMBERS = 200_000
 
 
-def unpack_upload(zip_path: str | Path, destination: Path, max_bytes: int = MAX_UPLOAD_UNPACKED_BYTES) -> Path:
-    """Unpack an uploaded dataset zip safely (no paths outside `destination`, bounded size) and return its root.
+def unpack_upload(
+    zip_path: str | Path,
+    destination: Path,
+    max_bytes: int = MAX_UPLOAD_UNPACKED_BYTES,
+    max_members: int = MAX_UPLOAD_MEMBERS,
+    room_bytes: int | None = None,
+) -> Path:
+    """Unpack an uploaded dataset zip safely (no paths outside `destination`, bounded size and file count) and
+    return its root. `room_bytes`: what the server has left for all sessions' uploads (None: no shared budget).
 
     The root is the single top-level folder when the zip wraps everything in one, else `destination`.
     """
@@ -22,12 +29,17 @@ def unpack_upload(zip_path: str | Path, destination: Path, max_bytes: int = MAX_
     destination.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(zip_path) as archive:
         members = [m for m in archive.infolist() if not m.is_dir()]
-        if len(members) > MAX_UPLOAD_MEMBERS:
-            raise InputError(f"The zip holds {len(members):,} files; at most {MAX_UPLOAD_MEMBERS:,} are accepted.")
+        if len(members) > max_members:
+            raise InputError(f"The zip holds {len(members):,} files; at most {max_members:,} are accepted.")
         unpacked = sum(m.file_size for m in members)
         if unpacked > max_bytes:
             raise InputError(
                 f"The zip unpacks to {unpacked / 1024**3:.2f} GiB; at most {max_bytes / 1024**3:.0f} GiB are accepted."
+            )
+        if room_bytes is not None and unpacked > room_bytes:
+            raise InputError(
+                f"The server's space for uploads is nearly full ({max(room_bytes, 0) / 1024**2:.0f} MiB left, this zip "
+                f"unpacks to {unpacked / 1024**2:.0f} MiB): try a smaller upload or come back later."
             )
         root = destination.resolve()
         for member in members:
