@@ -3,6 +3,7 @@ computed elsewhere; see the counts, first rows and warnings. `/load_data` in the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import gradio as gr
@@ -78,21 +79,21 @@ def load_data(session: WorkspaceSession, source: str, dataset_root: str, progres
 @user_errors
 def load_zip(session: WorkspaceSession, zip_path: str | None, progress=TRACKED):
     """An uploaded zip: the header and the status line (unchanged when the upload was cleared)."""
-    if zip_path is None:
-        return gr.skip(), gr.skip()
-    session.load_uploaded_zip(zip_path, reporter(progress))
-    return session.workspace.describe(), f"Loaded the upload. {session.workspace.describe()}"
+    return _load_upload(session.load_uploaded_zip, session, zip_path, "Loaded the upload.", progress)
 
 
 @user_errors
 def load_embeddings(session: WorkspaceSession, path: str | None, progress=TRACKED):
     """Uploaded embeddings for the session's data: the header and the status line."""
-    if path is None:
+    note = "Using the uploaded embeddings (search by image and training need a model)."
+    return _load_upload(session.use_embeddings, session, path, note, progress)
+
+
+def _load_upload(load: Callable[..., None], session: WorkspaceSession, path: str | None, done: str, progress):
+    if path is None:  # the upload was cleared
         return gr.skip(), gr.skip()
-    session.use_embeddings(path, reporter(progress))
-    return session.workspace.describe(), (
-        f"Using the uploaded embeddings. {session.workspace.describe()} Search by image and training need a model."
-    )
+    load(path, reporter(progress))
+    return session.workspace.describe(), f"{done} {session.workspace.describe()}"
 
 
 def cancel(session: WorkspaceSession) -> None:
