@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from threadpoolctl import threadpool_limits
 from torch import Tensor
 
 from explorer.const import METRIC_NAME_SEPARATOR, OVERALL_CATEGORIES_KEY
@@ -122,6 +123,8 @@ def calc_pcf(embeddings: Tensor, pcf_variance: Sequence[float]) -> dict[float, f
 
     The component variances are the eigenvalues of the D x D scatter matrix (one N x D x D product, in float64
     for exact ratios), not an SVD of the N x D matrix: the same values at a fraction of the cost for N >> D.
+    The eigenvalues come from numpy's LAPACK on one thread: multi-threaded `eigvalsh` of a 384 x 384 matrix (torch's
+    MKL, or OpenBLAS) takes seconds instead of milliseconds when the cores are busy with other work.
     Without variance (fewer than two distinct items) no component counts, so n = 1 and pcf = 1 / D.
     """
     check_fractions(pcf_variance, "pcf_variance")
@@ -133,7 +136,9 @@ def calc_pcf(embeddings: Tensor, pcf_variance: Sequence[float]) -> dict[float, f
         return {v: 1 / dim for v in pcf_variance}
     centred = x - x.mean(0, keepdim=True)
     # descending like the singular values of the N x D matrix, and as many of them: min(N, D)
-    variance = torch.linalg.eigvalsh(centred.T @ centred).flip(0).clamp(min=0)[: min(x.shape)]
+    with threadpool_limits(1, user_api="blas"):
+        eigenvalues = torch.from_numpy(np.linalg.eigvalsh((centred.T @ centred).numpy()))
+    variance = eigenvalues.flip(0).clamp(min=0)[: min(x.shape)]
     if float(variance.sum()) <= x.numel() * (NO_VARIANCE * float(x.abs().max())) ** 2:
         return {v: 1 / dim for v in pcf_variance}
     cumulative = torch.cumsum(variance, 0) / variance.sum()

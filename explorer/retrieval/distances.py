@@ -61,14 +61,19 @@ def pairwise_dist(x1: Tensor, x2: Tensor, p: float = 2) -> Tensor:
     return torch.cat(rows)
 
 
-def squared_distances_to(queries: Tensor, candidates: Tensor) -> Tensor:
-    """Squared distances of each query [R, D] to its own candidates [R, K, D] -> [R, K], in bounded blocks."""
-    n_rows, n_candidates, dim = candidates.shape
+def squared_distances_to(queries: Tensor, gallery: Tensor, candidates: Tensor) -> Tensor:
+    """Squared distances of each query [R, D] to its own candidates, gallery rows `candidates` [R, K] -> [R, K].
+
+    Candidates are gathered one bounded block at a time and the difference is squared in place, so memory stays
+    one [block, K, D] tensor (never [R, K, D]) and the values are those of `(g - q).pow(2).sum(-1)`.
+    """
+    (n_rows, n_candidates), dim = candidates.shape, gallery.shape[1]
     block_rows = max(1, _BLOCK_ELEMENTS // max(1, n_candidates * dim))
     out = queries.new_empty((n_rows, n_candidates))
     for start in range(0, n_rows, block_rows):
         stop = start + block_rows
-        out[start:stop] = (candidates[start:stop] - queries[start:stop, None, :]).pow(2).sum(-1)
+        difference = gallery[candidates[start:stop]].sub_(queries[start:stop, None, :])
+        out[start:stop] = difference.pow_(2).sum(-1)
     return out
 
 

@@ -269,7 +269,7 @@ def _search_chunk(inputs: RetrievalInputs, chunk: ScoreChunk, top_n: int, tie_br
     queries = inputs.query_embeddings[chunk.start : chunk.stop]
     n_candidates = min(gallery.shape[0], top_n + EXTRA_CANDIDATES)
     screen, candidates = (t.cpu() for t in torch.topk(chunk.scores, n_candidates, dim=1, largest=False, sorted=True))
-    sq_dist = squared_distances_to(queries, gallery[candidates])
+    sq_dist = squared_distances_to(queries, gallery, candidates)
     sq_dist[torch.isinf(screen)] = float("inf")
     sq_dist, candidates = _sort_by_distance_then_position(sq_dist, candidates)
     sq_dist, candidates = sq_dist[:, :top_n], candidates[:, :top_n]
