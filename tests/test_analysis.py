@@ -109,6 +109,7 @@ def test_flipped_labels_rank_first_with_their_true_label_suggested():
         "given label",
         "suggested label",
         "score",
+        "neighbours with suggested label",
         "given label name",
         "suggested label name",
     ]
@@ -116,16 +117,17 @@ def test_flipped_labels_rank_first_with_their_true_label_suggested():
     assert set(top["item id"]) == set(flipped.tolist())
     assert top["suggested label"].tolist() == true_labels[top["item id"]].tolist()
     assert (top["score"] > 0).all() and (table["score"].iloc[len(flipped) :] < 0).all()
+    assert (top["neighbours with suggested label"] >= 8).all()
     assert top["path"].tolist() == df["path"].iloc[top["item id"]].tolist()
     assert top["suggested label name"].tolist() == [f"species {label}" for label in top["suggested label"]]
     assert table["score"].is_monotonic_decreasing and len(table) == len(df) and seen[-1] == 1.0
-    assert table["score"].between(-1, 1).all()
+    assert table["score"].between(-1, 1).all() and (table["suggested label"] != table["given label"]).all()
 
 
 def test_label_errors_of_a_subset_search_only_that_subset_and_export():
     embeddings, df, flipped, _ = _clustered()
     subset = np.arange(0, len(df), 2)
-    table = suspected_label_errors(embeddings, df.drop(columns=[C.LABEL_NAMES_COLUMN]), k=5, item_ids=subset)
+    table = suspected_label_errors(embeddings, df.drop(columns=[C.LABEL_NAMES_COLUMN]), k=0, item_ids=subset)
     assert sorted(table["item id"]) == subset.tolist() and "given label name" not in table.columns
     in_subset = set(flipped.tolist()) & set(subset.tolist())
     assert set(table["item id"].head(len(in_subset))) == in_subset
@@ -133,13 +135,17 @@ def test_label_errors_of_a_subset_search_only_that_subset_and_export():
     assert lines[0] == "item id,path,given label,suggested label,score" and len(lines) == len(subset) + 1
 
 
-def test_label_errors_without_disagreement_and_bad_input():
-    embeddings = np.array([[0.0], [0.1], [5.0], [5.1]], dtype=np.float32)
-    df = pd.DataFrame({C.LABELS_COLUMN: [0, 0, 1, 1], C.PATHS_COLUMN: list("abcd")})
-    table = suspected_label_errors(embeddings, df, k=1)
-    assert table["score"].tolist() == [-1.0] * 4 and table["item id"].tolist() == [0, 1, 2, 3]
-    assert (table["suggested label"] == table["given label"]).all()
+def test_label_errors_by_hand_singletons_last_and_bad_input():
+    embeddings = np.array([[0.0], [0.1], [5.0], [5.1], [9.0]], dtype=np.float32)
+    table = suspected_label_errors(embeddings, [0, 0, 1, 1, 2], k=1)
+    # item 0: own mean (without it) at 0.1, nearest other mean at 5.05: (0.1 - 5.05) / (0.1 + 5.05)
+    first = table.set_index("item id").loc[0]
+    assert first["score"] == pytest.approx((0.1 - 5.05) / 5.15, rel=1e-5) and first["suggested label"] == 1
+    assert table["item id"].iloc[-1] == 4 and np.isnan(table["score"].iloc[-1])  # alone in its label: no score
+    assert table["path"].tolist() == [""] * 5 and table["neighbours with suggested label"].tolist()[0] == 0
     with pytest.raises(ValueError, match="one row per item"):
-        suspected_label_errors(embeddings[:3], df)
+        suspected_label_errors(embeddings[:3], [0, 0, 1, 1, 2])
+    with pytest.raises(ValueError, match="at least 2 labels"):
+        suspected_label_errors(embeddings, [0] * 5)
     with pytest.raises(ValueError, match="k must be"):
-        suspected_label_errors(embeddings, df, k=0)
+        suspected_label_errors(embeddings, [0, 0, 1, 1, 2], k=-1)
