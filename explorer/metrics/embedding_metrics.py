@@ -48,6 +48,7 @@ class EmbeddingMetrics:
         self.verbose = verbose
         self.num_samples: int | None = None
         self._storage: dict[str, list[Any]] = {}
+        self._embeddings: Tensor | None = None  # [num_samples, D], filled by update_data
         self._filled = np.zeros(0, dtype=bool)
         self._next_position = 0
         self.evaluation: EvaluationResult | None = None
@@ -72,6 +73,7 @@ class EmbeddingMetrics:
             raise ValueError(f"num_samples must be positive, got {num_samples}.")
         self.num_samples = int(num_samples)
         self._storage = {}
+        self._embeddings = None
         self._filled = np.zeros(self.num_samples, dtype=bool)
         self._next_position = 0
         self.evaluation = None
@@ -90,13 +92,26 @@ class EmbeddingMetrics:
         size = len(batch[self.embeddings_key])
         positions = self._positions(batch, indices, size)
         keys = self._keys + tuple(k for k in C.BBOX_COLUMNS if k in batch and k not in self._keys)
+        self._store_embeddings(batch[self.embeddings_key], positions)
         for key in keys:
+            if key == self.embeddings_key:
+                continue
             values = _rows(batch[key], key, size)
             column = self._storage.setdefault(key, [None] * self.num_samples)
             for position, value in zip(positions, values, strict=True):
                 column[position] = value
         self._filled[positions] = True
         self.evaluation = None
+
+    def _store_embeddings(self, values: Any, positions: np.ndarray) -> None:
+        """Rows of one [N, D] matrix, filled batch by batch: no per-row tensors to split and stack again."""
+        matrix = torch.stack(list(values)) if isinstance(values, list | tuple) else torch.as_tensor(values)
+        matrix = matrix.detach().cpu()
+        if self._embeddings is None:
+            self._embeddings = matrix.new_empty((self.num_samples, *matrix.shape[1:]))
+        dtype = torch.promote_types(self._embeddings.dtype, matrix.dtype)
+        self._embeddings = self._embeddings.to(dtype)
+        self._embeddings[torch.from_numpy(positions)] = matrix.to(dtype)
 
     def _positions(self, batch: dict[str, Any], indices: Sequence[int] | Tensor | None, size: int) -> np.ndarray:
         if indices is None and C.INDEX_KEY in batch:
@@ -126,9 +141,8 @@ class EmbeddingMetrics:
                 f"{missing}{'...' if self.num_samples and self.num_samples - collected > 10 else ''}). Call "
                 f"setup(num_samples=len(dataset)) and update_data() with every batch of the loader first."
             )
-        embeddings = torch.stack([torch.as_tensor(e).detach().cpu() for e in self._storage[self.embeddings_key]])
         self.evaluation = evaluate_arrays(
-            embeddings,
+            self._embeddings,
             _plain(self._storage[self.labels_key]),
             _plain(self._storage[self.is_query_key]),
             _plain(self._storage[self.is_gallery_key]),
@@ -190,7 +204,6 @@ class EmbeddingMetrics:
         retrieval = evaluation.retrieval_for_queries(query_ids, n_instances)
         layout = build_retrieval_layout(
             retrieval,
-            query_positions=list(query_ids),
             paths=[str(p) for p in self._storage[C.PATHS_KEY]],
             bboxes=self._bboxes(),
             n_instances=n_instances,
