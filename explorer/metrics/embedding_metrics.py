@@ -105,7 +105,11 @@ class EmbeddingMetrics:
 
     def _store_embeddings(self, values: Any, positions: np.ndarray) -> None:
         """Rows of one [N, D] matrix, filled batch by batch: no per-row tensors to split and stack again."""
-        matrix = torch.stack(list(values)) if isinstance(values, list | tuple) else torch.as_tensor(values)
+        matrix = (
+            torch.stack([torch.as_tensor(v) for v in values])
+            if isinstance(values, list | tuple)
+            else torch.as_tensor(values)
+        )
         matrix = matrix.detach().cpu()
         if self._embeddings is None:
             self._embeddings = matrix.new_empty((self.num_samples, *matrix.shape[1:]))
