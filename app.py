@@ -8,17 +8,18 @@ is built on first access with the defaults, so importing this module stays cheap
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 SHARE_SERVER = ("api.gradio.app", 443)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from explorer.workspace import DEFAULT_DATA, DEFAULT_MODEL
-    from explorer.workspace.policy import DEFAULT_MAX_MODEL_PARAMS
+    from explorer.const import DEFAULT_DATA, DEFAULT_MAX_MODEL_PARAMS, DEFAULT_MODEL  # cheap: no torch yet
 
     parser = argparse.ArgumentParser(description="Explore deep metric learning on images in the browser.")
     parser.add_argument(
@@ -68,7 +69,13 @@ def _console_progress(fraction: float, message: str) -> None:
     print(f"[{fraction:4.0%}] {message}", flush=True)
 
 
-def build_app(args: argparse.Namespace):
+def _address(args: argparse.Namespace) -> tuple[str, int]:
+    """Where to listen, as Gradio would choose it (flags, then Gradio's variables, then its defaults)."""
+    host = args.host or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
+    return host, args.port or int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
+
+
+def build_app(args: argparse.Namespace, progress: Callable[[float, str], None] = _console_progress):
     """(demo, launch options) on the workspace the flags describe."""
     from explorer.ui.app import build_demo, launch_options
     from explorer.workspace import Workspace
@@ -86,7 +93,7 @@ def build_app(args: argparse.Namespace):
         args.model,
         args.checkpoint,
         weights=args.weights,
-        progress=_console_progress,
+        progress=progress,
         policy=policy,
         embeddings=args.embeddings,
     )
@@ -112,19 +119,36 @@ def share_unavailable_reason(timeout_s: float = 3.0) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Serve the start-up page at once, build the workspace (its progress on the page and the console), then
+    hand the port to the app."""
+    from explorer.ui.starting import StartupPage, StartupStatus
+
     args = parse_args(argv)
     started = time.perf_counter()
+    host, port = _address(args)
+    status = StartupStatus()
     try:
-        demo, options = build_app(args)
-    except ValueError as error:  # bad flags or data: one line, no traceback
+        startup_page = StartupPage(host, port, status)
+    except OSError as error:
         sys.exit(f"error: {error}")
+    print(f"Starting on http://{host}:{port} (the page shows the progress until the app is ready)", flush=True)
+
+    def report(fraction: float, message: str) -> None:
+        status.report(fraction, message)
+        _console_progress(fraction, message)
+
+    try:
+        demo, options = build_app(args, report)
+    except ValueError as error:  # bad flags or data: one line, no traceback
+        status.error = str(error)
+        startup_page.close()
+        sys.exit(f"error: {error}")
+    startup_page.close()
     share = args.share
     if share and (reason := share_unavailable_reason()):
         print(f"No share link: {reason}. Serving locally only.", flush=True)
         share = False
-    demo.launch(
-        server_name=args.host, server_port=args.port, share=share, prevent_thread_lock=True, quiet=True, **options
-    )
+    demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=True, quiet=True, **options)
     _precompute_umap(demo)
     mode = "public" if demo.explorer_workspace.policy.public else "local"
     print(f"Ready in {time.perf_counter() - started:.1f} s ({mode} mode): {demo.local_url}", flush=True)

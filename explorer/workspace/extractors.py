@@ -10,12 +10,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from explorer import const as C
 from explorer.errors import InputError
 from explorer.models import OFFLINE_PRESET, PRESETS, CheckpointError, ViTExtractor
 from explorer.models.checkpoint import is_checkpoint_path
 from explorer.models.spec import ModelSpec, parse_model_spec
 
-DEFAULT_MODEL = OFFLINE_PRESET
+DEFAULT_MODEL = C.DEFAULT_MODEL
 
 
 @dataclass(frozen=True)

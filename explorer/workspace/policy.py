@@ -9,13 +9,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from explorer.const import DEFAULT_MAX_MODEL_PARAMS
 from explorer.data.loading import BUILTIN_DATASETS
 from explorer.errors import InputError
 from explorer.models.registry import PRESETS, parameter_count
 from explorer.models.spec import ModelSpec
 from explorer.workspace.uploads import MAX_UPLOAD_MEMBERS, MAX_UPLOAD_UNPACKED_BYTES
 
-DEFAULT_MAX_MODEL_PARAMS = 30_000_000  # ResNet-50, ViT-S, ConvNeXt-T fit; ViT-B (86 M) and larger do not
 PUBLIC_MAX_UPLOAD_BYTES = 1024**3
 PUBLIC_MAX_UPLOAD_IMAGES = 5_000
 PUBLIC_MAX_SESSIONS_BYTES = 8 * 1024**3  # all sessions' files together (uploads, downloads, pictures)

@@ -35,8 +35,35 @@ from explorer.progress import Progress, report, scaled
 from explorer.retrieval.search import search_gallery
 from explorer.training.train import BatchRecord, EpochRecord, TrainingResult, TrainingSettings, train_extractor
 from explorer.viz.projection import PROJECTION_METHODS, compute_projection, projection_figure
-from explorer.viz.retrieval_layout import Tile
+from explorer.viz.retrieval_layout import RetrievalLayout, Tile, build_search_layout
+from explorer.viz.retrieval_render import render_pillow
+from explorer.viz.thumbnails import register_items
 from explorer.workspace.compare import CompareResult, compare_evaluations
+from explorer.workspace.exploration import (
+    NO_TRUTH,
+    PROJECTION_COLORS,
+    SELECTION_PAGE_SIZE,
+    SELECTION_VIEWS,
+    check_item_id,
+    check_selection,
+    items_of_label,
+    label_choice,
+    label_table,
+    neighbour_pool,
+    neighbours_layout,
+    page_of,
+    parse_item_ids,
+    queries_of_label,
+    queries_per_page,
+    query_items_text,
+    query_positions_of,
+    ranked_table,
+    rows_layout,
+    selected_queries,
+    selection_frame,
+    selection_labels,
+    selection_layout,
+)
 from explorer.workspace.export import export_checkpoint, export_files
 from explorer.workspace.extractors import DEFAULT_MODEL, Extractor, ModelChoice, embed_image, load_extractor
 from explorer.workspace.inputs import (
@@ -47,16 +74,14 @@ from explorer.workspace.inputs import (
     METRIC_TOP_K,
     WEIGHT_CHOICES,
     check_metric,
-    parse_query_ids,
     parse_top_k,
 )
-from explorer.workspace.pictures import render_rows, render_search
 from explorer.workspace.policy import ServingPolicy
-from explorer.workspace.tables import metrics_frame, neighbours_table, query_table
+from explorer.workspace.tables import metrics_frame, neighbours_table
 from explorer.workspace.uploads import dataset_source_in, unpack_upload
 
 APP_CACHE_ROOT = C.CACHE_ROOT / "app"
-DEFAULT_DATA = "shapes"
+DEFAULT_DATA = C.DEFAULT_DATA
 EMBED_BATCH_SIZE = 32
 LOCAL = ServingPolicy()
 
@@ -67,6 +92,11 @@ class PrecomputedEmbeddings:
 
     vectors: np.ndarray
     file_name: str
+
+
+def _picture(layout: RetrievalLayout, heading: str) -> Image.Image:
+    """A layout drawn for the app, its heading (which page, which item) in the band above the tiles."""
+    return render_pillow(layout, heading=heading)
 
 
 class Workspace:
@@ -191,16 +221,20 @@ class Workspace:
         report(progress, 0.0, f"loading data {source!r}")
         self._switch(progress, dataset=load_dataset(source, dataset_root=dataset_root or None))
 
-    def load_uploaded_zip(self, zip_path: str | Path, folder: Path, progress: Progress | None = None) -> None:
+    def load_uploaded_zip(
+        self, zip_path: str | Path, folder: Path, progress: Progress | None = None, room_bytes: int | None = None
+    ) -> None:
         """Switch to a dataset uploaded as a zip (an image folder, or one CSV + the images it names), unpacked
         into `folder` for as long as it is this workspace's dataset. Paths in its CSV must stay inside it.
 
         Like `load_data`, nothing changes unless the whole load succeeds; on failure `folder` is removed.
+        `room_bytes` is what the server has left for all sessions' files (None: no shared budget).
         """
         self._check_writable()
         try:
             report(progress, 0.0, "unpacking the upload")
-            root = unpack_upload(zip_path, folder, self.policy.max_upload_bytes)
+            policy = self.policy
+            root = unpack_upload(zip_path, folder, policy.max_upload_bytes, policy.max_upload_members, room_bytes)
             source = dataset_source_in(root)
             dataset = load_dataset(source, dataset_root=root if source.is_file() else None, confine_to_root=True)
             self.policy.check_upload_images(len(dataset.df))
@@ -298,11 +332,8 @@ class Workspace:
         return "\n".join(f"- ⚠ {w}" for w in warnings) if warnings else "No validation warnings."
 
     def default_query_ids(self, wanted: str = "") -> str:
-        """`wanted` when it is valid for this dataset, else the first three queries (after a data change)."""
-        try:
-            return ", ".join(map(str, parse_query_ids(wanted, self.n_queries)))
-        except InputError:
-            return ", ".join(str(i) for i in range(min(3, self.n_queries)))
+        """`wanted` (item ids of queries) when it is valid for this dataset, else the first three queries."""
+        return query_items_text(self.items, wanted)
 
     def data_source_text(self) -> str:
         """What the Data tab's source field shows: the built-in name, or in local mode the path that was loaded;
@@ -427,21 +458,40 @@ class Workspace:
                 return name
         return names[0]
 
-    def query_grid(self, query_ids: str | Sequence[int], n_instances: int) -> Image.Image:
-        """Retrieval rows of the chosen queries: query blue, hits green, misses red, GT grey, distances."""
-        ids = parse_query_ids(query_ids, self.n_queries)
-        return render_rows(self.evaluation(), self.items, ids, self._check_instances(n_instances))
+    def query_grid(self, query_ids: str | Sequence[int], n_instances: int, page: int = 1) -> Image.Image:
+        """Retrieval rows of the chosen queries (their item ids), one page of them: query blue, hits green, misses
+        red, missed ground truth grey, with ranks and distances."""
+        return _picture(*self.query_grid_layout(query_ids, n_instances, page))
 
-    def worst_queries(self, metric_name: str, n_queries: int, n_instances: int) -> tuple[Image.Image, pd.DataFrame]:
-        """The grid of the `n_queries` lowest-scoring queries by `metric_name`, and their ids and values."""
-        check_metric(metric_name, self.metric_names())
-        n_queries = self._check_query_count(n_queries)
+    def query_grid_layout(self, query_ids: str | Sequence[int], n_instances: int, page: int = 1):
+        """(layout, heading) of `query_grid`: what a click on its picture is looked up in."""
+        positions = query_positions_of(self.items, parse_item_ids(query_ids, self.items.n_items))
+        return self._rows_page(positions, n_instances, page, "queries")
+
+    def _rows_page(self, query_positions: Sequence[int], n_instances: int, page: int, what: str):
         n_instances = self._check_instances(n_instances)
-        evaluation = self.evaluation()
-        ids = evaluation.worst_queries(metric_name, n_queries)
-        values = evaluation.per_query_values(metric_name)[ids]
-        table = query_table(self.items, ids).assign(**{metric_name: np.round(values, 4)})
-        return render_rows(evaluation, self.items, ids, n_instances), table
+        if not len(query_positions):
+            raise InputError(f"There are no {what} to show: select or type item ids of queries.")
+        shown = page_of(list(query_positions), page, queries_per_page(n_instances))
+        return rows_layout(self.evaluation(), self.items, shown.entries, n_instances), shown.heading(what)
+
+    def worst_queries(
+        self, metric_name: str, n_queries: int, n_instances: int, page: int = 1
+    ) -> tuple[Image.Image, pd.DataFrame]:
+        """One page of the grid of the `n_queries` lowest-scoring queries by `metric_name`, and the table of all of
+        them: item id, label, file and value."""
+        ids = self._worst_positions(metric_name, n_queries)
+        values = self.evaluation().per_query_values(metric_name)[ids]
+        table = ranked_table(self.items, self.items.query_items[ids], {metric_name: values})
+        return _picture(*self._rows_page(ids, n_instances, page, "worst queries")), table
+
+    def worst_queries_layout(self, metric_name: str, n_queries: int, n_instances: int, page: int = 1):
+        """(layout, heading) of `worst_queries`' picture."""
+        return self._rows_page(self._worst_positions(metric_name, n_queries), n_instances, page, "worst queries")
+
+    def _worst_positions(self, metric_name: str, n_queries: int) -> list[int]:
+        check_metric(metric_name, self.metric_names())
+        return self.evaluation().worst_queries(metric_name, self._check_query_count(n_queries))
 
     def max_instances(self) -> int:
         return max(1, min(MAX_INSTANCES, len(self.items.gallery_items)))
@@ -452,30 +502,66 @@ class Workspace:
     def _check_query_count(self, n_queries: int) -> int:
         return check_count("n_queries", n_queries, 1, min(MAX_QUERIES_PER_GRID, self.n_queries))
 
-    def item_row(self, item_id: int, n_instances: int = 5) -> Image.Image:
-        """The retrieval row of any item (a clicked projection point): its evaluation row if it is a query,
-        else its nearest validation gallery items (itself excluded)."""
+    def item_row(self, item_id: int, n_instances: int = 5, scope: str = "own split") -> Image.Image:
+        """The retrieval row of any item (a clicked point or tile): a query's evaluation row (scope "own split"),
+        else its nearest items of its own split or of all items (`scope`), itself excluded."""
+        return _picture(*self.item_row_layout(item_id, n_instances, scope))
+
+    def item_row_layout(self, item_id: int, n_instances: int = 5, scope: str = "own split"):
+        """(layout, heading) of `item_row`."""
         items = self.items
-        if not 0 <= int(item_id) < items.n_items:
-            raise InputError(f"Item id {item_id} is out of range: valid ids are 0..{items.n_items - 1}.")
-        item_id = int(item_id)
-        query_id = items.query_id_of_item(item_id)
-        if query_id is not None:
-            return self.query_grid([query_id], n_instances)
+        item_id = check_item_id(item_id, items.n_items)
         n_instances = self._check_instances(n_instances)
-        label = items.labels[item_id]
-        own_position = items.gallery_position_of_item(item_id)
-        embeddings = self.embeddings()
-        retrieval = search_gallery(
-            embeddings[item_id],
-            embeddings[items.gallery_items],
-            n_instances,
-            gallery_ids=items.gallery_items,
-            labels=([label], items.labels[items.gallery_items]),
-            exclude=[-1 if own_position is None else own_position],
-        )
-        query = Tile(items.paths[item_id], items.bboxes[item_id], C.QUERY_COLOR, (f"Item {item_id}", f"label {label}"))
-        return render_search(query, retrieval, items, n_instances, judged=True)
+        pool = neighbour_pool(self.df, items, item_id, scope)
+        where = "of its split" if scope == "own split" else "of all items"
+        heading = f"item {item_id} · label {label_choice(items, items.labels[item_id])} · nearest items {where}"
+        query_position = items.query_id_of_item(item_id)
+        if query_position is not None and scope == "own split":
+            return rows_layout(self.evaluation(), items, [query_position], n_instances), heading
+        return neighbours_layout(items, self.embeddings(), item_id, pool, n_instances), heading
+
+    # -- selections and labels ---------------------------------------------------------------------------
+
+    def selection_grid(self, item_ids: Sequence[int], view: str, n_instances: int, page: int = 1) -> Image.Image:
+        """One page of a plot selection: its items as tiles, or the retrieval rows of its queries (`view`)."""
+        return _picture(*self.selection_grid_layout(item_ids, view, n_instances, page))
+
+    def selection_grid_layout(self, item_ids: Sequence[int], view: str, n_instances: int, page: int = 1):
+        """(layout, heading) of one page of a plot selection: its items, or the retrieval rows of its queries."""
+        ids = check_selection(list(item_ids), self.items.n_items)
+        view = check_choice("view", view, SELECTION_VIEWS)
+        if view == SELECTION_VIEWS[1]:
+            positions = query_positions_of(self.items, selected_queries(self.items, ids))
+            return self._rows_page(positions, n_instances, page, "selected queries")
+        if not ids:
+            raise InputError("Nothing is selected: draw a box or lasso around points in the plot first.")
+        shown = page_of(ids, page, SELECTION_PAGE_SIZE)
+        return selection_layout(self.items, shown), shown.heading("selected items")
+
+    def selection_labels(self, item_ids: Sequence[int]) -> pd.DataFrame:
+        """How many selected items each label has."""
+        return selection_labels(self.items, check_selection(list(item_ids), self.items.n_items))
+
+    def selection_csv(self, item_ids: Sequence[int], folder: Path) -> Path:
+        """The selection as `selection.csv` in `folder`: item id, the dataset's relative path, label, name, split."""
+        ids = check_selection(list(item_ids), self.items.n_items)
+        if not ids:
+            raise InputError("Nothing is selected: draw a box or lasso around points in the plot first.")
+        path = Path(folder) / "selection.csv"
+        selection_frame(self.df, self.items, ids).to_csv(path, index=False)
+        return path
+
+    def label_table(self) -> pd.DataFrame:
+        """The dataset's labels: name, number, items and queries."""
+        return label_table(self.items)
+
+    def label_items(self, label: str) -> list[int]:
+        """Item ids of a label (a filter of the plot)."""
+        return items_of_label(self.items, label).tolist()
+
+    def label_queries_text(self, label: str) -> str:
+        """The item ids of a label's queries, as the Queries tab's field takes them."""
+        return ", ".join(map(str, queries_of_label(self.items, label)))
 
     # -- projection --------------------------------------------------------------------------------------
 
@@ -489,34 +575,48 @@ class Workspace:
             ),
         )
 
-    def projection(self, method: str, color_by: str, progress: Progress | None = None):
-        """Plotly figure of the projection, coloured by `color_by`; points carry their item id."""
+    def projection(self, method: str, color_by: str, label: str = "", progress: Progress | None = None):
+        """Plotly figure of the projection, coloured by `color_by` in the grids' colours; points carry their item id
+        and hover fetches their thumbnail; `label` (optional) draws the other labels' points faint."""
         color_by = check_choice("color_by", color_by, COLOR_BY_CHOICES)
+        focus = None
+        if (label or "").strip():
+            focus = np.zeros(self.items.n_items, bool)
+            focus[items_of_label(self.items, label)] = True
         coords = self.projection_coords(method, progress)
         points = self._point_table()
-        colors = points[color_by]
-        if color_by == "hit@1":
-            colors = colors.map({1.0: "hit", 0.0: "miss"})
         return projection_figure(
-            coords, points["id"], points["label"], points["file"], colors, color_by, continuous=color_by == "map@5"
+            coords,
+            points["id"],
+            points["label"],
+            points["file"],
+            points[color_by],
+            color_by,
+            continuous=color_by == "map@5",
+            color_map=PROJECTION_COLORS.get(color_by),
+            focus=focus,
+            thumbnails=register_items(self.items.paths, self.items.bboxes),
         )
 
     def _point_table(self) -> pd.DataFrame:
-        """Per df row: what hover shows and what colouring uses."""
+        """Per df row: what hover shows and what colouring uses (hit@1 as hit / miss / no ground truth)."""
         items = self.items
         table = pd.DataFrame(
             {
                 "id": np.arange(items.n_items),
-                "label": self.df[C.LABELS_COLUMN].astype(str).to_numpy(),
+                "label": [label_choice(items, label) for label in items.labels],
                 "split": self.df[C.SPLIT_COLUMN].to_numpy(),
                 "file": [Path(p).name for p in self.df[C.PATHS_COLUMN]],
                 "query/gallery": items.roles(),
             }
         )
-        for column, key in (("hit@1", f"{C.OVERALL_CATEGORIES_KEY}/cmc/1"), ("map@5", DEFAULT_WORST_METRIC)):
-            values = np.full(items.n_items, np.nan)
-            values[items.query_items] = self.per_query_values(key)
-            table[column] = values
+        hits = pd.Series(self.per_query_values(f"{C.OVERALL_CATEGORIES_KEY}/cmc/1")).map({1.0: "hit", 0.0: "miss"})
+        hits[self.evaluation().retrieval.n_gt.numpy() == 0] = NO_TRUTH
+        table["hit@1"] = pd.Series([None] * items.n_items, dtype=object)
+        table.loc[items.query_items, "hit@1"] = hits.to_numpy()
+        values = np.full(items.n_items, np.nan)
+        values[items.query_items] = self.per_query_values(DEFAULT_WORST_METRIC)
+        table["map@5"] = values
         return table
 
     # -- search ------------------------------------------------------------------------------------------
@@ -542,8 +642,11 @@ class Workspace:
         retrieval = search_gallery(
             embedding, self.embeddings()[items.gallery_items], n_instances, gallery_ids=items.gallery_items
         )
-        query = Tile(str(path), None, C.QUERY_COLOR, ("Query", path.name))
-        return render_search(query, retrieval, items, n_instances, judged=False), neighbours_table(retrieval, items)
+        query = Tile(str(path), None, C.QUERY_COLOR, ("your image", path.name, ""))
+        layout = build_search_layout(query, retrieval, items.paths, items.bboxes, items.label_names, n_instances, False)
+        table = neighbours_table(retrieval, items)
+        table["label"] = [label_choice(items, label) for label in table["label"]]
+        return render_pillow(layout), table.astype({"distance": float}).round({"distance": 4})
 
     # -- training and comparison -------------------------------------------------------------------------
 
