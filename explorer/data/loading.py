@@ -19,6 +19,9 @@ from explorer.progress import Progress
 # Built-in data: name -> (folder under the cache, generator settings). "shapes" is the app's default.
 SHAPES_SETTINGS = {"n_classes": 48, "images_per_class": 16, "image_size": 96, "seed": 0}
 BUILTIN_DATASETS = ("shapes", "mock", "digits")
+# Bumped whenever a generator writes different files or columns (v2: `label_name`), so a cache made by an older
+# version is never read as the new data.
+BUILTIN_FORMAT = "v2"
 
 
 @dataclass
@@ -61,7 +64,7 @@ class LoadedDataset:
 
 def shapes_root(cache_root: Path = C.CACHE_ROOT) -> Path:
     settings = "_".join(f"{value}" for value in SHAPES_SETTINGS.values())
-    return cache_root / f"shapes_{settings}"
+    return cache_root / f"shapes_{settings}_{BUILTIN_FORMAT}"
 
 
 def _builtin(name: str, progress: Progress | None) -> tuple[pd.DataFrame, Path]:
@@ -69,7 +72,7 @@ def _builtin(name: str, progress: Progress | None) -> tuple[pd.DataFrame, Path]:
         df_train, df_val = download_mock_dataset(C.MOCK_DATASET_PATH)
         return pd.concat([df_train, df_val], ignore_index=True), C.MOCK_DATASET_PATH
     if name == "digits":
-        root = C.CACHE_ROOT / "digits"
+        root = C.CACHE_ROOT / f"digits_{BUILTIN_FORMAT}"
         if not (root / CSV_NAME).is_file():
             write_digits_dataset(root)
         return pd.read_csv(root / CSV_NAME), root
