@@ -223,11 +223,39 @@ def test_continuous_colours_use_a_colour_scale():
     assert scaled.text[1].endswith("<br>map@5: 0.500")
 
 
-def test_many_categories_share_one_trace_without_legend():
+def test_many_categories_keep_the_most_frequent_in_the_legend_and_the_rest_share_other():
     inputs = _figure_inputs(100)
-    figure = projection_figure(**inputs, color_values=list(range(100)), color_name=LABELS_COLUMN)
-    (trace,) = figure.data
-    assert not trace.showlegend and len(trace.marker.color) == 100
+    values = [0] * 20 + list(range(1, 81))  # label 0 is the most frequent: it keeps its own entry
+    figure = projection_figure(**inputs, color_values=values, color_name=LABELS_COLUMN)
+    assert len(figure.data) == projection.MAX_LEGEND_CATEGORIES
+    assert figure.data[0].name == "0" and len(figure.data[0].x) == 20
+    other = figure.data[-1]
+    assert other.name == f"{81 - (projection.MAX_LEGEND_CATEGORIES - 1)} other categories"
+    assert sum(len(trace.x) for trace in figure.data) == 100
+    assert len(set(other.marker.color)) > 1  # the shared entry keeps each label's own colour
+
+
+def test_fixed_colours_focus_and_thumbnail_token():
+    inputs = _figure_inputs(4)
+    figure = projection_figure(
+        **inputs,
+        color_values=["hit", "miss", "hit", "miss"],
+        color_name="hit@1",
+        color_map={"hit": "green", "miss": "red"},
+        focus=np.array([True, True, True, False]),
+        thumbnails="token",
+    )
+    faint, hit, miss = figure.data
+    assert faint.name == projection.FAINT_NAME and list(faint.customdata) == [103]
+    assert (hit.marker.color, miss.marker.color) == ("green", "red")
+    assert figure.layout.meta == {"thumbnails": "token"}
+
+
+def test_a_continuous_colouring_is_titled_once_by_its_colour_bar():
+    inputs = _figure_inputs(3)
+    figure = projection_figure(**inputs, color_values=[0.1, 0.5, np.nan], color_name="map@5")
+    assert figure.layout.legend.title.text is None
+    assert figure.data[0].marker.colorbar.title.text == "map@5"
 
 
 def test_figure_rejects_mismatched_lengths():

@@ -10,8 +10,15 @@ from PIL import Image
 
 from explorer import const as C
 from explorer.retrieval import retrieve
-from explorer.viz.retrieval_layout import build_retrieval_layout
-from explorer.viz.retrieval_render import framed_thumbnail, render_matplotlib, render_pillow
+from explorer.viz.retrieval_layout import RetrievalLayout, Tile, build_retrieval_layout
+from explorer.viz.retrieval_render import (
+    MAX_COLUMNS,
+    GridGeometry,
+    framed_thumbnail,
+    render_matplotlib,
+    render_pillow,
+    tile_at,
+)
 from explorer.viz.thumbnails import cached_thumbnail, load_thumbnail
 
 
@@ -36,23 +43,59 @@ def test_layout_frames_titles_and_missed_ground_truth(scene):
     (row,) = layout.rows
     # query, then the 2 nearest (positions 0 and 1, both wrong label), then the 2 GT the row missed (2 and 3)
     assert [t.color for t in row] == [C.QUERY_COLOR, C.MISS_COLOR, C.MISS_COLOR, C.GT_COLOR, C.GT_COLOR]
-    assert [t.lines[0] for t in row] == ["Query #0", "#0 · 1.000", "#1 · 2.000", "GT", "GT"]
+    assert [t.lines for t in row] == [
+        ("query id 0", "the query"),
+        ("id 1", "#1 · 1.000"),
+        ("id 2", "#2 · 2.000"),
+        ("GT id 3", "missed"),
+        ("GT id 4", "missed"),
+    ]
     assert [t.path for t in row] == [paths[0], paths[1], paths[2], paths[3], paths[4]]
+    assert [t.item_id for t in row] == [0, 1, 2, 3, 4]
 
 
 def test_hits_are_green_and_shown_ground_truth_is_not_repeated(scene):
     retrieval, paths = scene
-    layout = build_retrieval_layout(retrieval, paths, n_instances=3, query_positions=[7])
+    layout = build_retrieval_layout(
+        retrieval, paths, n_instances=3, item_ids=[70, 71, 72, 73, 74], truth_ranks=lambda row, missed: [(4, 10.0)]
+    )
     row = layout.rows[0]
-    assert row[0].lines[0] == "Query #7"
-    assert row[3].color == C.HIT_COLOR and row[3].lines[0] == "#2 · 3.000"
-    assert [t.lines[0] for t in row[4:]] == ["GT"]  # only gallery position 3 was missed
+    assert row[0].lines[0] == "query id 70"  # titles show the item ids the mapping gives
+    assert row[3].color == C.HIT_COLOR and row[3].lines == ("id 73", "#3 · 3.000")
+    assert [t.lines for t in row[4:]] == [("GT id 74", "#4 · 10.000")]  # only gallery position 3 was missed
+
+
+def test_a_query_without_ground_truth_is_framed_neutral_grey(tmp_path):
+    paths = []
+    for i in range(3):
+        paths.append(str(tmp_path / f"{i}.png"))
+        Image.new("RGB", (8, 8)).save(paths[-1])
+    retrieval = retrieve(
+        torch.tensor([[0.0], [1.0], [2.0]]), [0, 1, 1], [True, False, False], [False, True, True], top_n=2
+    )
+    (row,) = build_retrieval_layout(retrieval, paths, n_instances=2).rows
+    assert [t.color for t in row] == [C.QUERY_COLOR, C.GT_COLOR, C.GT_COLOR]  # nothing could be right or wrong
+
+
+def test_long_rows_wrap_and_a_clicked_pixel_finds_its_tile(scene):
+    _, paths = scene
+    tiles = tuple(Tile(paths[i % 5], None, C.GT_COLOR, (f"id {i}",), i) for i in range(25))
+    layout = RetrievalLayout((tiles, tiles[:3]))
+    geometry = GridGeometry(layout, tile_size=100, max_columns=10)
+    image = render_pillow(layout, tile_size=100, max_columns=10, heading="page 1 of 1")
+    assert image.size == geometry.size()
+    assert image.width < 11 * 106 + 10  # never wider than 10 tiles: captions keep their drawn size
+    placed = geometry.placed()
+    assert len({top for _, top, _ in placed}) == 4  # 25 tiles wrap onto 3 lines, the second row takes a 4th
+    left, top, tile = placed[13]
+    assert tile_at(geometry, left + 50, top + 60).item_id == 13
+    assert tile_at(geometry, 5_000, 5_000) is None
 
 
 def test_verbose_adds_file_names(scene):
     retrieval, paths = scene
     layout = build_retrieval_layout(retrieval, paths, n_instances=1, verbose=True)
-    assert layout.rows[0][0].lines == ("Query #0", "item_0.png")
+    assert layout.rows[0][0].lines == ("query id 0", "the query", "item_0.png")
 
 
 def pillow_tiles(layout, monkeypatch, tile_size=100):
@@ -142,7 +185,7 @@ def test_five_by_ten_tiles_stay_readable(scene, tmp_path):
     layout = build_retrieval_layout(many, [paths[i % 5] for i in range(60)], n_instances=9)
     assert len(layout.rows) == 5 and layout.n_columns >= 10
     image = render_pillow(layout)
-    assert image.width // layout.n_columns >= 150  # tiles keep ~160 px each
+    assert image.width // MAX_COLUMNS >= 128  # tiles keep 128 px each, wrapping rows longer than MAX_COLUMNS
     figure = render_matplotlib(layout)
     assert figure.get_size_inches()[0] / layout.n_columns >= 1.5
 

@@ -10,12 +10,14 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 from tiny_workspace import TINY_IMAGE_SIZE, TINY_MODEL, build_tiny_workspace
 
 from explorer import const as C
 from explorer.checks import check_count
 from explorer.errors import InputError
+from explorer.models import ViTExtractor
 from explorer.training.train import TrainingSettings
 from explorer.workspace import WorkspaceSession
 from explorer.workspace.inputs import MAX_QUERIES_PER_GRID, parse_query_ids, training_settings
@@ -142,28 +144,34 @@ def test_sessions_do_not_see_each_others_data(shared, tmp_path):
 # -- views ------------------------------------------------------------------------------------------------
 
 
+def _query_items(shared, *positions: int) -> str:
+    """The item ids of the queries at these positions, as the Queries tab takes them."""
+    return ", ".join(str(shared.items.query_items[p]) for p in positions)
+
+
 def test_query_grid_has_one_row_per_query_and_a_column_per_instance(shared):
-    one = shared.query_grid("0", 2)
-    three = shared.query_grid("0, 3, 7", 2)
-    wider = shared.query_grid("0", 4)
+    one = shared.query_grid(_query_items(shared, 0), 2)
+    three = shared.query_grid(_query_items(shared, 0, 3, 7), 2)
+    wider = shared.query_grid(_query_items(shared, 0), 4)
     assert three.height > 2.5 * one.height
     assert wider.width > one.width
 
 
 def test_query_grid_out_of_range_names_the_valid_range(shared):
-    with pytest.raises(InputError, match=rf"valid ids are 0\.\.{shared.n_queries - 1}"):
-        shared.query_grid("0, 99", 3)
+    with pytest.raises(InputError, match=rf"out of range: this dataset has {len(shared.df)} items"):
+        shared.query_grid(f"{shared.items.query_items[0]}, 99", 3)
+    with pytest.raises(InputError, match="Item 0 is not a query"):
+        shared.query_grid("0", 3)  # a train item: the message names queries to use instead
     with pytest.raises(InputError, match=f"n_instances must be between 1 and {shared.max_instances()}"):
-        shared.query_grid("0", 0)
+        shared.query_grid(_query_items(shared, 0), 0)
 
 
 def test_worst_queries_are_the_lowest_by_the_metric_ties_by_position(shared):
     values = shared.per_query_values("OVERALL/map/5")
     _, table = shared.worst_queries("OVERALL/map/5", 4, 3)
     expected = np.lexsort((np.arange(len(values)), values))[:4]
-    assert table["query id"].tolist() == expected.tolist()
+    assert table["item id"].tolist() == shared.items.query_items[expected].tolist()  # one numbering: item ids
     assert table["OVERALL/map/5"].tolist() == pytest.approx(np.round(values[expected], 4).tolist())
-    assert table["item id"].tolist() == shared.items.query_items[expected].tolist()
 
 
 def test_worst_queries_unknown_metric_lists_the_choices(shared):
@@ -198,7 +206,10 @@ def test_projection_hit_at_1_is_known_for_queries_only(shared):
     figure = shared.projection("pca", "hit@1")
     by_name = {trace.name: len(trace.customdata) for trace in figure.data}
     assert by_name.get("n/a") == len(shared.df) - shared.n_queries
-    assert by_name.get("hit", 0) + by_name.get("miss", 0) == shared.n_queries
+    assert by_name.get("hit", 0) + by_name.get("miss", 0) + by_name.get("no ground truth", 0) == shared.n_queries
+    colours = {trace.name: trace.marker.color for trace in figure.data}
+    assert colours.get("hit", "rgb(44,160,44)") == "rgb(44,160,44)"  # green, as hits in the grids
+    assert colours.get("miss", "rgb(214,39,40)") == "rgb(214,39,40)"  # red, as misses
 
 
 def test_projection_rejects_an_unknown_colouring(shared):
@@ -208,7 +219,8 @@ def test_projection_rejects_an_unknown_colouring(shared):
 
 def test_item_row_of_a_query_is_its_evaluation_row(shared):
     query_item = int(shared.items.query_items[2])
-    assert np.array_equal(np.asarray(shared.item_row(query_item, 3)), np.asarray(shared.query_grid("2", 3)))
+    row, grid = shared.item_row_layout(query_item, 3)[0], shared.query_grid_layout(str(query_item), 3)[0]
+    assert row == grid
 
 
 def test_item_row_of_a_train_item_is_a_search_row_and_out_of_range_is_refused(shared):
@@ -362,14 +374,15 @@ def test_a_cancel_pressed_while_the_run_waits_stops_it_and_only_it(shared):
     settings = TrainingSettings(epochs=1, lr=1e-3, n_labels=2, n_instances=2, image_size=TINY_IMAGE_SIZE)
     session.arm_training()  # Train clicked; the run now waits in the queue
     session.cancel()  # Cancel clicked meanwhile
-    _, status = list(session.train(settings))[-1]
-    assert "No epoch finished" in status
-    _, status = list(session.train(settings))[-1]  # that Cancel is used up: the next run trains
-    assert status.startswith("Finished 1 epoch(s)")
+    assert "No epoch finished" in list(session.train(settings))[-1].status
+    assert session.latest_checkpoint is None
+    # that Cancel is used up: the next run trains
+    assert list(session.train(settings))[-1].status.startswith("Finished 1 epoch(s)")
+    first_checkpoint = session.latest_checkpoint
     session.cancel()  # a Cancel with nothing queued or running ...
     session.arm_training()  # ... is forgotten when Train is clicked next
-    _, status = list(session.train(settings))[-1]
-    assert status.startswith("Finished 1 epoch(s)")
+    assert list(session.train(settings))[-1].status.startswith("Finished 1 epoch(s)")
+    assert session.latest_checkpoint.exists() and not first_checkpoint.exists()  # one checkpoint per session
 
 
 def test_while_training_the_session_refuses_changes_and_closing_the_view_stops_the_run(shared):
@@ -392,10 +405,17 @@ def test_training_reports_each_epoch_then_compare_measures_against_the_base(shar
     session = WorkspaceSession(shared)
     settings = TrainingSettings(epochs=2, lr=1e-3, n_labels=2, n_instances=2, image_size=TINY_IMAGE_SIZE)
     updates = list(session.train(settings))
-    history, status = updates[-1]
-    assert history["epoch"].tolist() == [1, 2]
-    assert status.startswith("Finished 2 epoch(s)")
+    last = updates[-1]
+    assert last.history["epoch"].tolist() == [0, 1, 2]  # epoch 0: the validation before training
+    assert last.history.loc[0, "val_cmc_1"] == pytest.approx(shared.evaluation().metrics_flat["OVERALL/cmc/1"])
+    assert last.batches["position"].tolist() == [0.5, 1.0, 1.5, 2.0]  # 4 train labels, 2 per batch
+    kept = last.history["val_cmc_1"].idxmax()  # the first best epoch
+    assert last.status.startswith(f"Finished 2 epoch(s). The views are using epoch {kept} of 2 (best OVERALL/cmc/1")
     own = session.workspace
+    assert f"trained here, epoch {kept} of 2 in use" in own.describe()
+    checkpoint = ViTExtractor(session.latest_checkpoint).model.state_dict()  # the weights in use
+    for key, value in own.extractor.model.model.state_dict().items():
+        assert torch.equal(checkpoint[key], value)
     assert own.base is not None and own.base.extractor is shared.extractor
     assert shared.base is None  # the shared default never trains
     result = own.compare("OVERALL/map/5", 3, 2)
@@ -416,26 +436,49 @@ def test_cancelling_training_stops_it_before_the_requested_epochs(shared):
     updates = session.train(settings)
     next(updates)  # the first epoch finished
     session.cancel()
-    history, status = list(updates)[-1]
-    assert len(history) < 30
-    assert "Cancelled" in status
+    last = list(updates)[-1]
+    assert len(last.history) < 30
+    assert "Cancelled" in last.status
 
 
 def test_training_curves_are_long_form_per_chart():
     history = pd.DataFrame(
         {
-            "epoch": [1, 2],
-            "loss": [0.5, 0.4],
-            "active_tri": [0.9, 0.8],
-            "pos_dist": [1.0, 0.9],
-            "neg_dist": [1.1, 1.3],
-            "val_cmc_1": [0.2, 0.3],
-            "val_map_5": [0.1, None],
-            "seconds": [1.0, 1.0],
+            "epoch": [0, 1, 2],
+            "loss": [None, 0.5, 0.4],
+            "active_tri": [None, 0.9, 0.8],
+            "pos_dist": [None, 1.0, 0.9],
+            "neg_dist": [None, 1.1, 1.3],
+            "val_cmc_1": [0.1, 0.2, 0.3],
+            "val_map_5": [0.05, 0.1, None],
+            "seconds": [1.0, 1.0, 1.0],
         }
     )
-    loss, active, distances, validation = training_curves(history)
-    assert loss["series"].unique().tolist() == ["loss"]
-    assert set(distances["series"]) == {"pos_dist", "neg_dist"}
-    assert validation[validation["series"] == "map@5"]["value"].tolist() == [0.1]
-    assert len(active) == 2
+    batches = pd.DataFrame(
+        {"epoch": [1, 1, 2, 2], "batch": [1, 2, 1, 2], "n_batches": 2, "position": [0.5, 1.0, 1.5, 2.0]}
+        | {"loss": [0.6, 0.4, 0.5, 0.3], "active_tri": [1.0, 0.8, 0.9, 0.7], "pos_dist": 1.0, "neg_dist": 1.2}
+    )
+    curves = training_curves(history, batches)
+    loss, active, distances, validation = curves.values()
+    assert list(curves) == ["loss", "active triplets", "positive / negative distance", "validation cmc@1 / map@5"]
+    assert loss[loss["series"] == "per batch"]["epoch"].tolist() == [0.5, 1.0, 1.5, 2.0]
+    assert loss[loss["series"] == "epoch mean"]["epoch"].tolist() == [1, 2]  # no loss before training
+    assert set(distances["series"]) == {"pos_dist", "neg_dist"} and len(active) == 6
+    assert validation[validation["series"] == "cmc@1"]["epoch"].tolist() == [0, 1, 2]  # the baseline first
+    assert validation[validation["series"] == "map@5"]["value"].tolist() == [0.05, 0.1]
+
+
+def test_revert_restores_the_extractor_embeddings_and_metrics_before_training(shared):
+    session = WorkspaceSession(shared)
+    with pytest.raises(InputError, match="Nothing to revert"):
+        session.revert_training()
+    settings = TrainingSettings(epochs=1, lr=1e-2, n_labels=2, n_instances=2, image_size=TINY_IMAGE_SIZE, keep="last")
+    list(session.train(settings))
+    own = session.workspace
+    assert not np.array_equal(own.embeddings(), shared.embeddings())  # the trained extractor is in use
+    session.revert_training()
+    assert own.extractor is shared.extractor and own.describe() == shared.describe()
+    assert np.array_equal(own.embeddings(), shared.embeddings())  # exactly, not recomputed
+    assert own.evaluation().metrics_flat == shared.evaluation().metrics_flat
+    result = own.compare("OVERALL/map/5", 3, 2)  # the extractor before the run against the one in use: the same
+    assert (result.deltas["delta"] == 0).all() and result.improved.empty and result.regressed.empty

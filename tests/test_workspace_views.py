@@ -21,8 +21,9 @@ def workspace(tmp_path_factory):
 
 
 def test_valid_choices_are_kept_and_every_field_is_what_the_workspace_says(workspace):
-    views = page_views(workspace, "1, 4", 2, "OVERALL/cmc/1", 3, "pca", "split")
-    assert views.query_ids == "1, 4"
+    wanted = ", ".join(str(i) for i in workspace.items.query_items[[1, 4]])  # item ids of two queries
+    views = page_views(workspace, wanted, 2, "OVERALL/cmc/1", 3, "pca", "split")
+    assert views.query_ids == wanted
     assert views.metric == "OVERALL/cmc/1"
     assert views.n_instances == 2
     assert views.header == workspace.describe()
@@ -32,18 +33,21 @@ def test_valid_choices_are_kept_and_every_field_is_what_the_workspace_says(works
     assert views.metrics_note == workspace.no_relevant_gallery_text()
     assert views.metrics_table.equals(workspace.metrics_table())
     assert views.metric_names == workspace.metric_names()
-    assert np.array_equal(np.asarray(views.query_grid), np.asarray(workspace.query_grid("1, 4", 2)))
+    assert np.array_equal(np.asarray(views.query_grid), np.asarray(workspace.query_grid(wanted, 2)))
     worst_grid, worst_table = workspace.worst_queries("OVERALL/cmc/1", 3, 2)
     assert np.array_equal(np.asarray(views.worst_grid), np.asarray(worst_grid))
     assert views.worst_table.equals(worst_table)
     assert views.projection.to_json() == workspace.projection("pca", "split").to_json()
+    assert views.label_table.equals(workspace.label_table())
+    assert views.label_choices == workspace.label_table()["label"].tolist()
     assert (views.model_name, views.model_weights) == (workspace.extractor.choice.name, "random")
 
 
 def test_choices_no_longer_valid_fall_back_to_the_defaults(workspace):
     views = page_views(workspace, "0, 999", 10_000, "OVERALL/nope/5", 10_000, "pca", "label")
-    assert views.query_ids == "0, 1, 2"
-    assert views.query_ids_label == f"Query ids (0..{workspace.n_queries - 1}), e.g. 0, 3, 7"
+    first = ", ".join(str(i) for i in workspace.items.query_items[:3])
+    assert views.query_ids == first
+    assert views.query_ids_label == f"Item ids of queries ({workspace.n_queries} queries), e.g. {first}"
     assert views.metric == DEFAULT_WORST_METRIC
     assert views.n_instances == workspace.max_instances()
     assert len(views.worst_table) == workspace.n_queries

@@ -14,8 +14,9 @@ import gradio as gr
 from explorer.ui.handlers import with_outputs
 from explorer.ui.lifecycle import wire_session_lifecycle
 from explorer.ui.page import Page, first_views, refresh
-from explorer.ui.plotly_click import on_point_click
+from explorer.ui.plotly_click import on_point_click, on_points_selected
 from explorer.ui.tabs import compare, data, embeddings, export, metrics, model, queries, search, train, worst
+from explorer.ui.widgets import wire_item_panel
 from explorer.workspace import Workspace, WorkspaceSession
 from explorer.workspace.policy import ServingPolicy
 from explorer.workspace.workspace import LOCAL
@@ -69,18 +70,23 @@ def build_demo(workspace: Workspace) -> gr.Blocks:
 
 
 def _wire_api(session: gr.State, page: Page) -> None:
-    """The scriptable views: named API endpoints whose parameters and return values scripts rely on."""
+    """The scriptable views: named API endpoints whose parameters and return values scripts rely on (a trailing
+    page or label parameter is optional)."""
+    shown = page.queries
+    query_inputs = [session, shown.ids, shown.instances, shown.pages.page]
     gr.on(
-        [page.queries.show.click, page.queries.ids.submit],
+        [shown.show.click, shown.ids.submit],
         queries.query_grid,
-        [session, page.queries.ids, page.queries.instances],
-        page.queries.grid,
+        query_inputs,
+        shown.grid,
         api_name="query_grid",
         concurrency_limit=VIEW_CONCURRENCY,
     )
-    page.worst.show.click(
+    worst_inputs = [session, *page.worst.choice.inputs(), page.worst.pages.page]
+    gr.on(
+        [page.worst.show.click, page.worst.choice.metric.input],  # a new metric redraws: never a stale header
         worst.worst_queries,
-        [session, page.worst.choice.metric, page.worst.choice.count, page.worst.choice.instances],
+        worst_inputs,
         [page.worst.grid, page.worst.table],
         api_name="worst_queries",
         concurrency_limit=VIEW_CONCURRENCY,
@@ -88,10 +94,12 @@ def _wire_api(session: gr.State, page: Page) -> None:
     page.metrics.recompute.click(
         metrics.set_metric_k, [session, page.metrics.top_k], None, api_visibility="private"
     ).success(metrics.metrics, session, page.metrics.table, api_name="metrics")
-    page.embeddings.show.click(
+    tab = page.embeddings
+    gr.on(
+        [tab.show.click, tab.label.input],
         embeddings.projection,
-        [session, page.embeddings.method, page.embeddings.color_by],
-        page.embeddings.plot,
+        [session, tab.method, tab.color_by, tab.label],
+        tab.plot,
         api_name="projection",
         concurrency_id=HEAVY_JOBS,
         concurrency_limit=HEAVY_CONCURRENCY,
@@ -106,20 +114,62 @@ def _wire_api(session: gr.State, page: Page) -> None:
 
 
 def _wire_views(session: gr.State, tabs: gr.Tabs, page: Page) -> None:
-    """Clicks that open one item's retrieval row: a worst-queries table row, a projection point."""
-    page.worst.table.select(
+    """Clicks that open items: grid tiles, table rows and projection points open an item's row in their own tab;
+    pages turn; a plot selection or a label opens a grid of its items; a label opens its queries."""
+    private = {"api_visibility": "private"}
+    shown = page.queries
+    query_inputs = [session, shown.ids, shown.instances, shown.pages.page]
+    shown.pages.on_turn(queries.query_grid, query_inputs, shown.grid, **private)
+    shown.label.input(queries.label_queries, [session, shown.label], [shown.ids, shown.pages.page], **private).success(
+        queries.query_grid, query_inputs, shown.grid, **private
+    )
+    shown.grid.select(
+        queries.open_grid_tile, [*query_inputs, shown.item.scope], [shown.item.item_id, shown.item.row], **private
+    )
+    tab = page.worst
+    worst_inputs = [session, *tab.choice.inputs(), tab.pages.page]
+    tab.pages.on_turn(worst.worst_queries, worst_inputs, [tab.grid, tab.table], **private)
+    tab.table.select(
         worst.open_worst_row,
-        [session, page.queries.instances],
-        [tabs, page.queries.ids, page.queries.grid],
-        api_visibility="private",
+        [session, tab.choice.instances, tab.item.scope],
+        [tab.item.item_id, tab.item.row],
+        **private,
     )
+    tab.grid.select(worst.open_grid_tile, [*worst_inputs, tab.item.scope], [tab.item.item_id, tab.item.row], **private)
+    for panel, instances in ((shown.item, shown.instances), (tab.item, tab.choice.instances)):
+        wire_item_panel(panel, session, instances)
+    _wire_embeddings(session, page.embeddings)
+
+
+def _wire_embeddings(session: gr.State, tab: embeddings.EmbeddingsTab) -> None:
+    """The plot's clicks and selections, the label list and filter, the selection's pages, tiles and CSV."""
+    private = {"api_visibility": "private"}
+    chosen = tab.selection
+    selection_outputs = [chosen.item_ids, chosen.pages.page, chosen.grid, chosen.labels]
     on_point_click(
-        page.embeddings.plot,
+        tab.plot,
         embeddings.open_clicked,
-        [session, page.queries.instances],
-        page.embeddings.clicked_row,
-        api_visibility="private",
+        [session, tab.instances, tab.item.scope],
+        [tab.item.item_id, tab.item.row],
+        **private,
     )
+    on_points_selected(
+        tab.plot, embeddings.select_points, [session, chosen.view, tab.instances], selection_outputs, **private
+    )
+    tab.label_list.select(embeddings.pick_listed_label, None, tab.label, **private).then(
+        embeddings.projection, [session, tab.method, tab.color_by, tab.label], tab.plot, **private
+    )
+    tab.label.change(
+        embeddings.select_label, [session, tab.label, chosen.view, tab.instances], selection_outputs, **private
+    )
+    page_inputs = [session, chosen.item_ids, chosen.view, tab.instances, chosen.pages.page]
+    chosen.pages.on_turn(embeddings.show_selection, page_inputs, chosen.grid, **private)
+    chosen.view.input(embeddings.show_selection, page_inputs, chosen.grid, **private)
+    chosen.grid.select(
+        embeddings.open_selection_tile, [*page_inputs, tab.item.scope], [tab.item.item_id, tab.item.row], **private
+    )
+    chosen.export.click(embeddings.export_selection, [session, chosen.item_ids], chosen.file, **private)
+    wire_item_panel(tab.item, session, tab.instances)
 
 
 def _then_refresh(event: Any, session: gr.State, page: Page) -> None:
@@ -177,11 +227,12 @@ def _wire_training(session: gr.State, page: Page) -> None:
         [session],
         tab.run_views(),
         inputs_kwargs={**tab.settings, **tab.selection},
-        show_progress_on=[tab.progress],
+        show_progress_on=[tab.status],
         api_visibility="private",
         **training_jobs,
     )
-    training.then(train.run_ended, None, tab.start, queue=False, api_visibility="private")
+    for ended in (training.success, training.failure):  # `then` does not follow an error (Gradio 6.31)
+        ended(train.run_ended, None, tab.start, queue=False, api_visibility="private")
     _then_refresh(training, session, page)
     tab.api_run.click(
         train.train_with_defaults, [session, tab.settings["epochs"]], tab.history, api_name="train", **training_jobs

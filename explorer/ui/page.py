@@ -22,7 +22,7 @@ from explorer.ui.tabs.queries import QueriesTab
 from explorer.ui.tabs.search import SearchTab
 from explorer.ui.tabs.train import TrainTab
 from explorer.ui.tabs.worst import DEFAULT_WORST_COUNT, WorstTab
-from explorer.ui.widgets import DEFAULT_INSTANCES
+from explorer.ui.widgets import DEFAULT_INSTANCES, ItemPanel
 from explorer.workspace import Workspace, WorkspaceSession
 from explorer.workspace.inputs import DEFAULT_WORST_METRIC
 from explorer.workspace.views import PageViews, page_views
@@ -58,6 +58,9 @@ class Page:
             "color_by": self.embeddings.color_by,
         }
 
+    def _item_panels(self) -> tuple[ItemPanel, ...]:
+        return self.queries.item, self.worst.item, self.embeddings.item
+
     def shown_views(self) -> dict[Component, Callable[[PageViews], Any]]:
         """Each component a refresh redraws, and what it shows of the `PageViews`: the outputs of a refresh."""
         return {
@@ -74,11 +77,21 @@ class Page:
             self.worst.grid: attrgetter("worst_grid"),
             self.worst.table: attrgetter("worst_table"),
             self.embeddings.plot: attrgetter("projection"),
+            self.embeddings.label: _label_choice,
+            self.embeddings.label_list: attrgetter("label_table"),
+            self.embeddings.selection.item_ids: lambda views: [],  # the selected items may not exist any more
+            self.embeddings.selection.grid: lambda views: None,
+            self.queries.label: _label_choice,
             self.compare.choice.metric: _metric_choice,
-            self.embeddings.clicked_row: lambda views: None,  # the clicked item may not exist any more
+            **{panel.row: (lambda views: None) for panel in self._item_panels()},  # nor the opened items
             self.model.name: attrgetter("model_name"),
             self.model.weights: attrgetter("model_weights"),
         }
+
+
+def _label_choice(views: PageViews) -> gr.Dropdown:
+    """A label filter after a change: this dataset's labels, none chosen."""
+    return gr.Dropdown(choices=views.label_choices, value=None)
 
 
 def _metric_choice(views: PageViews) -> gr.Dropdown:

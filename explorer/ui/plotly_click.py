@@ -2,7 +2,9 @@
 
 `gr.Plot` cannot send plotly click events to Python, so this component renders the figure itself with plotly.js
 (served from the installed plotly package: no CDN, works offline) and triggers a `point_click` event carrying the
-clicked point's `customdata` (the item id, see `explorer.viz.projection.projection_figure`).
+clicked point's `customdata` (the item id, see `explorer.viz.projection.projection_figure`), and a
+`points_selected` event carrying the ids of a box / lasso selection. Hovering a point shows its thumbnail, fetched
+for that point only through the component's server function (`thumbnail`).
 """
 
 from __future__ import annotations
@@ -18,39 +20,100 @@ import plotly
 import plotly.graph_objects as go
 import plotly.io
 
+from explorer.viz.thumbnails import hover_thumbnail
+
 PLOTLY_JS_PATH = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 POINT_CLICK_EVENT = "point_click"  # spelled out in _JS_ON_LOAD too: Gradio finds custom events there
-ITEM_ID_KEY = "item_id"  # the key of the event data that _JS_ON_LOAD sends
+POINTS_SELECTED_EVENT = "points_selected"  # likewise
+ITEM_ID_KEY = "item_id"  # the key of the click event's data that _JS_ON_LOAD sends
+ITEM_IDS_KEY = "item_ids"  # the key of the selection event's data
+MAX_SELECTED_IDS = 10_000  # a selection sends at most this many ids (the page says when it cut one)
 
-_PLOT_TEMPLATE = '<div class="plotly-click-plot" style="width: 100%; height: ${plot_height}px;"></div>'
+_PLOT_TEMPLATE = (
+    '<div class="plotly-click-plot" style="width: 100%; height: ${plot_height}px;"></div>'
+    '<img class="plotly-hover-thumbnail" alt="" style="position: fixed; display: none; z-index: 1000;'
+    ' width: 128px; height: 128px; border: 2px solid #999; background: white; pointer-events: none;">'
+)
 
 # Runs once per rendered component. `props.value` is the figure as JSON; `watch` redraws it when a handler returns a
 # new figure. The template never mentions `value`, so Gradio leaves the plot's DOM alone when the value changes.
+# A click rings the clicked point (a layout shape sized in pixels, so it works for WebGL traces too) and sends its
+# item id; a box / lasso selection sends the selected ids (at most MAX_SELECTED_IDS); hovering a point asks the
+# server for that one point's thumbnail (`server.thumbnail`), cached in the page, shown beside the pointer.
 _JS_ON_LOAD = """
 const plotDiv = element.querySelector('.plotly-click-plot');
-let clickBound = false;
+const hoverImage = element.querySelector('.plotly-hover-thumbnail');
+const thumbnails = new Map();
+let eventsBound = false;
+let hovered = null;
+function itemOf(point) {
+    if (!point || point.customdata === undefined) return null;
+    return Array.isArray(point.customdata) ? point.customdata[0] : point.customdata;
+}
+function ring(point) {
+    const shape = {type: 'circle', xref: 'x', yref: 'y', xsizemode: 'pixel', ysizemode: 'pixel',
+                   xanchor: point.x, yanchor: point.y, x0: -10, x1: 10, y0: -10, y1: 10,
+                   line: {color: 'black', width: 3}};
+    Plotly.relayout(plotDiv, {shapes: [shape]});
+}
+function showThumbnail(id, event) {
+    const token = plotDiv.layout && plotDiv.layout.meta && plotDiv.layout.meta.thumbnails;
+    if (!token || id === null) return;
+    hovered = id;
+    const place = (uri) => {
+        if (hovered !== id || !uri) return;
+        hoverImage.src = uri;
+        hoverImage.style.left = (event.clientX + 16) + 'px';
+        hoverImage.style.top = Math.max(0, event.clientY - 140) + 'px';
+        hoverImage.style.display = 'block';
+    };
+    const key = token + ':' + id;
+    if (thumbnails.has(key)) return place(thumbnails.get(key));
+    server.thumbnail(token, id).then((uri) => { thumbnails.set(key, uri); place(uri); });
+}
+function bindEvents() {
+    plotDiv.on('plotly_click', (event) => {
+        const point = event.points && event.points[0];
+        const id = itemOf(point);
+        if (id === null) return;
+        ring(point);
+        trigger('point_click', {item_id: id});
+    });
+    plotDiv.on('plotly_selected', (event) => {
+        if (!event || !event.points) return;
+        const ids = event.points.map(itemOf).filter((id) => id !== null);
+        trigger('points_selected', {item_ids: ids.slice(0, 10000), n_selected: ids.length});
+    });
+    plotDiv.on('plotly_deselect', () => trigger('points_selected', {item_ids: [], n_selected: 0}));
+    plotDiv.on('plotly_hover', (event) => {
+        const point = event.points && event.points[0];
+        showThumbnail(itemOf(point), event.event || {clientX: 0, clientY: 0});
+    });
+    plotDiv.on('plotly_unhover', () => { hovered = null; hoverImage.style.display = 'none'; });
+    eventsBound = true;
+}
 function draw() {
     if (!props.value) {
         Plotly.purge(plotDiv);
-        clickBound = false;
+        eventsBound = false;
         return;
     }
     const figure = typeof props.value === 'string' ? JSON.parse(props.value) : props.value;
     Plotly.react(plotDiv, figure.data, figure.layout, {responsive: true, displaylogo: false});
-    if (!clickBound) {
-        plotDiv.on('plotly_click', (event) => {
-            const point = event.points && event.points[0];
-            if (!point || point.customdata === undefined) return;
-            const id = Array.isArray(point.customdata) ? point.customdata[0] : point.customdata;
-            trigger('point_click', {item_id: id});
-        });
-        clickBound = true;
-    }
+    if (!eventsBound) bindEvents();
 }
 draw();
 watch('value', draw);
-new ResizeObserver(() => { if (clickBound && plotDiv.offsetWidth > 0) Plotly.Plots.resize(plotDiv); }).observe(plotDiv);
+new ResizeObserver(() => { if (eventsBound && plotDiv.offsetWidth > 0) Plotly.Plots.resize(plotDiv); }).observe(plotDiv);
 """
+
+
+def thumbnail(request: list) -> str | None:
+    """The page's `server.thumbnail(token, item_id)`: a hovered point's thumbnail as a data URI (None when the
+    token or the id is not one the app handed out)."""
+    if not isinstance(request, list) or len(request) != 2:
+        return None
+    return hover_thumbnail(*request)
 
 
 @functools.cache
@@ -84,6 +147,7 @@ def plotly_click(
         html_template=_PLOT_TEMPLATE,
         js_on_load=_JS_ON_LOAD,
         head=f'<script src="{plotly_js_url()}"></script>',
+        server_functions=[thumbnail],
         plot_height=plot_height,
         **html_kwargs,
     )
@@ -111,3 +175,22 @@ def on_point_click(
     # parameter that Gradio looks for in the signature.
     handle_point_click.__name__ = handle_point_click.__qualname__ = getattr(fn, "__name__", POINT_CLICK_EVENT)
     return getattr(plot, POINT_CLICK_EVENT)(handle_point_click, inputs=inputs, outputs=outputs, **listener_kwargs)
+
+
+def on_points_selected(
+    plot: gr.HTML,
+    fn: Callable[..., Any],
+    inputs: gr.components.Component | Sequence[gr.components.Component] | None = None,
+    outputs: gr.components.Component | Sequence[gr.components.Component] | None = None,
+    **listener_kwargs: Any,
+) -> Any:
+    """Calls `fn(item_ids, *input_values)` when a box / lasso selection of `plot` ends (an empty list when it is
+    cleared). The ids come from the page as sent: `fn` must check them."""
+
+    def handle_points_selected(event: gr.EventData, *input_values: Any) -> Any:
+        return fn(getattr(event, ITEM_IDS_KEY, None), *input_values)
+
+    handle_points_selected.__name__ = handle_points_selected.__qualname__ = getattr(fn, "__name__", "selected")
+    return getattr(plot, POINTS_SELECTED_EVENT)(
+        handle_points_selected, inputs=inputs, outputs=outputs, **listener_kwargs
+    )

@@ -40,7 +40,9 @@ UMAP_MIN_ITEMS = 4  # umap-learn's spectral initialisation fails below this
 # (~12 s for 3,000 items); handing it the distance matrix from one BLAS product takes under a second instead.
 UMAP_EXACT_NEIGHBORS_MAX = 4096
 WEBGL_MIN_POINTS = 1000  # above this many points the figure uses Scattergl (WebGL) instead of SVG
-MAX_LEGEND_CATEGORIES = 30  # more categories than this share one trace without a legend
+MAX_LEGEND_CATEGORIES = 30  # legend entries at most: beyond, the least frequent categories share one "other" entry
+OTHER_NAME = "categories"  # the shared entry reads "<n> other categories"
+FAINT_NAME = "not in the filter"  # points outside `focus`
 MEMORY_CACHE_SIZE = 32
 UMAP_LAYOUT_START = 0.3  # share of the progress bar spent before UMAP's layout epochs (neighbour graph)
 PROJECTION_ID_COLUMN = "id"
@@ -314,13 +316,20 @@ def projection_figure(
     color_name: str,
     continuous: bool | None = None,
     title: str = "",
+    color_map: dict[str, str] | None = None,
+    focus: np.ndarray | None = None,
+    thumbnails: str | None = None,
 ) -> go.Figure:
     """Scatter plot of `coords` [N, 2] coloured by `color_values`, for the app's Embeddings view.
 
     Hover shows each item's label, id, file and colour value; each point's `customdata` is its item id so a click
-    maps back to the item. Colours are categorical (label, split, query/gallery, hit@1) unless `continuous`
-    (map@5); None decides from the values: floating-point values are continuous. Missing values (None/NaN, e.g.
-    hit@1 of gallery-only items) are grey. Above WEBGL_MIN_POINTS points the traces use WebGL (Scattergl).
+    or a box / lasso selection maps back to the items. Colours are categorical (label, split, query/gallery, hit@1;
+    `color_map` fixes the colour of named categories) unless `continuous` (map@5); None decides from the values:
+    floating-point values are continuous. Missing values (None/NaN, e.g. hit@1 of gallery-only items) are grey.
+    More than MAX_LEGEND_CATEGORIES categories: the most frequent keep their own legend entry, the rest share one
+    "other" trace. Points outside `focus` (a boolean mask, e.g. one label) are drawn faint. `thumbnails` is the
+    token the page sends back for a hovered point's image (`explorer.viz.thumbnails.register_items`). Above
+    WEBGL_MIN_POINTS points the traces use WebGL (Scattergl).
     """
     coords = np.asarray(coords)
     if coords.ndim != 2 or coords.shape[1] != 2:
@@ -333,6 +342,37 @@ def projection_figure(
     if continuous is None:
         continuous = pd.api.types.is_float_dtype(colors)
     missing = colors.isna().to_numpy()
+    hover = _hover_texts(item_ids, labels, paths, colors, missing, color_name, continuous)
+    points = _Points(coords, np.asarray(item_ids), hover, go.Scattergl if n_items > WEBGL_MIN_POINTS else go.Scatter)
+    faint = np.zeros(n_items, bool) if focus is None else ~np.asarray(focus, dtype=bool)
+    shown = ~missing & ~faint
+    if continuous:
+        traces = _continuous_traces(points, colors.to_numpy(dtype=float, na_value=np.nan), shown, color_name)
+    else:
+        traces = _categorical_traces(points, colors, shown, color_map or {})
+    if (missing & ~faint).any():
+        traces.append(points.trace(missing & ~faint, MISSING_CATEGORY, {"color": MISSING_VALUE_COLOR}))
+    if faint.any():
+        traces.insert(0, points.trace(faint, FAINT_NAME, {"color": MISSING_VALUE_COLOR, "opacity": 0.25}))
+    figure = go.Figure(data=traces)
+    figure.update_layout(
+        title=title or None,
+        template="plotly_white",
+        height=600,
+        margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
+        legend_title_text=None if continuous else color_name,  # a colour bar already names a continuous colouring
+        hovermode="closest",
+        clickmode="event",
+        dragmode="zoom",
+        meta={"thumbnails": thumbnails} if thumbnails else None,
+        xaxis={"showticklabels": False, "zeroline": False, "title": None},
+        yaxis={"showticklabels": False, "zeroline": False, "title": None},
+    )
+    return figure
+
+
+def _hover_texts(item_ids, labels, paths, colors: pd.Series, missing, color_name: str, continuous: bool) -> np.ndarray:
+    """Per point: label, item id, file and (unless it colours by label) the colour value."""
     hover = np.array(
         [
             f"label: {label}<br>id: {item_id}<br>file: {path}"
@@ -340,29 +380,10 @@ def projection_figure(
         ],
         dtype=object,
     )
-    if color_name != LABELS_COLUMN:
-        shown = [f"{value:.3f}" if continuous else str(value) for value in colors]
-        hover = hover + f"<br>{color_name}: " + np.where(missing, MISSING_CATEGORY, np.array(shown, dtype=object))
-    points = _Points(coords, np.asarray(item_ids), hover, go.Scattergl if n_items > WEBGL_MIN_POINTS else go.Scatter)
-    if continuous:
-        traces = _continuous_traces(points, colors.to_numpy(dtype=float, na_value=np.nan), missing, color_name)
-    else:
-        traces = _categorical_traces(points, colors, missing, color_name)
-    if missing.any():
-        traces.append(points.trace(missing, MISSING_CATEGORY, {"color": MISSING_VALUE_COLOR}))
-    figure = go.Figure(data=traces)
-    figure.update_layout(
-        title=title or None,
-        template="plotly_white",
-        height=600,
-        margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
-        legend_title_text=color_name,
-        hovermode="closest",
-        clickmode="event",
-        xaxis={"showticklabels": False, "zeroline": False, "title": None},
-        yaxis={"showticklabels": False, "zeroline": False, "title": None},
-    )
-    return figure
+    if color_name == LABELS_COLUMN:
+        return hover
+    shown = [f"{value:.3f}" if continuous else str(value) for value in colors]
+    return hover + f"<br>{color_name}: " + np.where(missing, MISSING_CATEGORY, np.array(shown, dtype=object))
 
 
 class _Points:
@@ -385,25 +406,31 @@ class _Points:
         )
 
 
-def _categorical_traces(points: _Points, colors: pd.Series, missing: np.ndarray, color_name: str) -> list:
-    """One trace per category (legend toggles them), or one shared trace when there are too many categories."""
-    categories = pd.unique(colors[~missing])
+def _categorical_traces(points: _Points, colors: pd.Series, shown: np.ndarray, color_map: dict[str, str]) -> list:
+    """One trace per category (legend toggles them); beyond MAX_LEGEND_CATEGORIES, the most frequent categories
+    keep theirs and the rest share one "other" trace (still in their own colours)."""
+    counts = colors[shown].value_counts(sort=False)
+    categories = list(counts.index)
     palette = np.asarray(CATEGORICAL_PALETTE, dtype=object)
+    colour_of = {c: color_map.get(str(c), palette[i % len(palette)]) for i, c in enumerate(categories)}
     if len(categories) > MAX_LEGEND_CATEGORIES:
-        present = ~missing
-        codes = pd.Categorical(colors[present], categories=categories).codes
-        marker_colors = palette[codes % len(palette)]
-        return [points.trace(present, color_name, {"color": marker_colors}, showlegend=False)]
-    return [
-        points.trace((colors == category).to_numpy() & ~missing, str(category), {"color": palette[i % len(palette)]})
-        for i, category in enumerate(categories)
+        kept = set(counts.sort_values(ascending=False, kind="stable").index[: MAX_LEGEND_CATEGORIES - 1])
+    else:
+        kept = set(categories)
+    traces = [
+        points.trace((colors == c).to_numpy() & shown, str(c), {"color": colour_of[c]}) for c in categories if c in kept
     ]
+    rest = shown & ~colors.isin(kept).to_numpy()
+    if rest.any():
+        name = f"{len(categories) - len(kept)} other {OTHER_NAME}"
+        traces.append(points.trace(rest, name, {"color": np.array([colour_of[c] for c in colors[rest]])}))
+    return traces
 
 
-def _continuous_traces(points: _Points, values: np.ndarray, missing: np.ndarray, color_name: str) -> list:
-    """One trace on a continuous colour scale with a colour bar."""
-    marker = {"color": values[~missing], "colorscale": "Viridis", "showscale": True, "colorbar": {"title": color_name}}
-    return [points.trace(~missing, color_name, marker, showlegend=False)]
+def _continuous_traces(points: _Points, values: np.ndarray, shown: np.ndarray, color_name: str) -> list:
+    """One trace on a continuous colour scale with a colour bar (titled once, by the bar)."""
+    marker = {"color": values[shown], "colorscale": "Viridis", "showscale": True, "colorbar": {"title": color_name}}
+    return [points.trace(shown, color_name, marker, showlegend=False)]
 
 
 def projection_frame(coords: np.ndarray, df: pd.DataFrame, method: ProjectionMethod) -> pd.DataFrame:

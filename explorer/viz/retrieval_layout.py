@@ -1,13 +1,16 @@
 """What a retrieval picture shows, independent of how it is drawn (Pillow for the app, matplotlib elsewhere).
 
 Per query, one row: the query (blue frame), its top `n_instances` gallery items (green = relevant, red = not),
-titled with gallery position and distance, then up to `n_gt_to_show` ground-truth items the row did not show
-(grey, titled "GT"): the answers the model missed.
+titled with their item id, rank and distance, then up to `n_gt_to_show` ground-truth items the row did not show
+(grey, titled "GT" with their rank and distance when known): the answers the model missed. A row whose query has no
+ground truth at all frames every item grey (neutral): nothing there could have been right, so nothing is wrong.
+
+Every tile knows its item id, so a click on a drawn tile can open that item (`retrieval_render.tile_at`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,16 +18,19 @@ from explorer import const as C
 from explorer.retrieval.results import RetrievalResults
 
 BBox = tuple[int, int, int, int]
+# (row of the retrieval, gallery positions of missed ground truth) -> their (rank, distance), rank counted from 1
+TruthRanks = Callable[[int, Sequence[int]], Sequence[tuple[int, float]]]
 
 
 @dataclass(frozen=True)
 class Tile:
-    """One framed image with its title lines."""
+    """One framed image with its title lines and the item id it shows (None: an upload, not a dataset item)."""
 
     path: str
     bbox: BBox | None
     color: tuple[int, int, int]
     lines: tuple[str, ...]
+    item_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -47,34 +53,46 @@ def build_retrieval_layout(
     bboxes: Sequence[BBox | None] | None = None,
     n_instances: int = 5,
     verbose: bool = False,
-    query_positions: Sequence[int] | None = None,
+    item_ids: Sequence[int] | None = None,
     n_gt_to_show: int = 2,
+    truth_ranks: TruthRanks | None = None,
 ) -> RetrievalLayout:
-    """A row for every row of `retrieval`; `paths`/`bboxes` are indexed by dataset row (as `query_ids` are).
+    """A row for every row of `retrieval`; `paths`/`bboxes` are indexed by the rows `query_ids` / `gallery_ids`
+    hold, and `item_ids` maps those rows to the item ids the titles show (default: the rows themselves).
 
-    `query_positions` are the numbers shown in the query titles (default: row numbers of `retrieval`).
+    `truth_ranks` gives rank and distance of the missed ground truth (beyond the retrieved columns).
     """
     if len(paths) <= int(max(retrieval.query_ids.max(), retrieval.gallery_ids.max())):
         raise ValueError(f"Got {len(paths)} paths, fewer than the dataset rows the retrieval results refer to.")
-    query_positions = list(range(len(retrieval))) if query_positions is None else list(query_positions)
 
-    def tile(dataset_row: int, color: tuple[int, int, int], title: str) -> Tile:
+    def item_of(dataset_row: int) -> int:
+        return int(dataset_row if item_ids is None else item_ids[dataset_row])
+
+    def tile(dataset_row: int, color: tuple[int, int, int], lines: tuple[str, ...]) -> Tile:
         path = str(paths[dataset_row])
-        lines = (title, Path(path).name) if verbose else (title,)
-        return Tile(path, None if bboxes is None else bboxes[dataset_row], color, lines)
+        bbox = None if bboxes is None else bboxes[dataset_row]
+        return Tile(path, bbox, color, (*lines, Path(path).name) if verbose else lines, item_of(dataset_row))
 
     rows = []
-    for row, query_position in enumerate(query_positions):
-        tiles = [tile(int(retrieval.query_ids[row]), C.QUERY_COLOR, f"Query #{query_position}")]
+    for row in range(len(retrieval)):
+        query_row = int(retrieval.query_ids[row])
+        has_truth = int(retrieval.n_gt[row]) > 0
+        tiles = [tile(query_row, C.QUERY_COLOR, (f"query id {item_of(query_row)}", "the query"))]
         retrieved, distances, relevant = retrieval.row(row)
         shown = retrieved[:n_instances].tolist()
-        for position, distance, is_hit in zip(shown, distances.tolist(), relevant.tolist(), strict=False):
-            color = C.HIT_COLOR if is_hit else C.MISS_COLOR
-            tiles.append(tile(int(retrieval.gallery_ids[position]), color, f"#{position} · {distance:.3f}"))
+        for rank, (position, distance, is_hit) in enumerate(
+            zip(shown, distances.tolist(), relevant.tolist(), strict=False), start=1
+        ):
+            color = (C.HIT_COLOR if is_hit else C.MISS_COLOR) if has_truth else C.GT_COLOR
+            gallery_row = int(retrieval.gallery_ids[position])
+            tiles.append(tile(gallery_row, color, (f"id {item_of(gallery_row)}", f"#{rank} · {distance:.3f}")))
         shown_set = set(shown)
-        missed = [g for g in retrieval.gt_positions(row).tolist() if g not in shown_set]
-        for position in missed[:n_gt_to_show]:
-            tiles.append(tile(int(retrieval.gallery_ids[position]), C.GT_COLOR, "GT"))
+        missed = [g for g in retrieval.gt_positions(row).tolist() if g not in shown_set][:n_gt_to_show]
+        ranks = truth_ranks(row, missed) if truth_ranks is not None and missed else [None] * len(missed)
+        for position, found in zip(missed, ranks, strict=True):
+            gallery_row = int(retrieval.gallery_ids[position])
+            where = "missed" if found is None else f"#{found[0]} · {found[1]:.3f}"
+            tiles.append(tile(gallery_row, C.GT_COLOR, (f"GT id {item_of(gallery_row)}", where)))
         rows.append(tuple(tiles))
     return RetrievalLayout(tuple(rows))
 
@@ -84,23 +102,40 @@ def build_search_layout(
     retrieval: RetrievalResults,
     paths: Sequence[str],
     bboxes: Sequence[BBox | None],
-    labels: Sequence,
+    label_names: Sequence,
     n_instances: int,
     judged: bool,
 ) -> RetrievalLayout:
-    """One row: `query`, then the first row of `retrieval` (a gallery search), titled with item id, distance and
-    label; framed green / red when the query's label is known (`judged`), grey when it is not (an upload).
+    """One row: `query`, then the first row of `retrieval` (a search), titled with item id, rank, distance and
+    label; framed green / red when the query's label is known (`judged`) and it has ground truth among the
+    searched items, grey otherwise (an upload, or an item whose label nobody else has).
 
-    `paths`, `bboxes` and `labels` are indexed by the ids that `retrieval.gallery_ids` hold (dataset rows).
+    `paths`, `bboxes` and `label_names` are indexed by the ids that `retrieval.gallery_ids` hold (dataset rows).
     """
     retrieved, distances, relevant = retrieval.row(0)
+    judged = judged and int(retrieval.n_gt[0]) > 0
     tiles = [query]
-    for position, distance, is_hit in zip(
-        retrieved[:n_instances].tolist(), distances.tolist(), relevant.tolist(), strict=False
+    for rank, (position, distance, is_hit) in enumerate(
+        zip(retrieved[:n_instances].tolist(), distances.tolist(), relevant.tolist(), strict=False), start=1
     ):
         item = int(retrieval.gallery_ids[position])
         color = (C.HIT_COLOR if is_hit else C.MISS_COLOR) if judged else C.GT_COLOR
-        tiles.append(
-            Tile(str(paths[item]), bboxes[item], color, (f"id {item} · {distance:.3f}", f"label {labels[item]}"))
-        )
+        lines = (f"id {item}", f"#{rank} · {distance:.3f}", f"{label_names[item]}")
+        tiles.append(Tile(str(paths[item]), bboxes[item], color, lines, item))
     return RetrievalLayout((tuple(tiles),))
+
+
+def build_item_grid_layout(
+    item_ids: Sequence[int],
+    paths: Sequence[str],
+    bboxes: Sequence[BBox | None],
+    label_names: Sequence,
+    columns: int,
+) -> RetrievalLayout:
+    """The items (e.g. a selection in the embedding plot) as rows of `columns` grey-framed tiles, each titled with
+    its item id and label."""
+    tiles = [
+        Tile(str(paths[item]), bboxes[item], C.GT_COLOR, (f"id {item}", f"{label_names[item]}"), int(item))
+        for item in item_ids
+    ]
+    return RetrievalLayout(tuple(tuple(tiles[start : start + columns]) for start in range(0, len(tiles), columns)))

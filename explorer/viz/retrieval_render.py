@@ -1,10 +1,13 @@
 """Two renderers of one `RetrievalLayout`: a fast Pillow image (the app) and a matplotlib Figure (notebooks, loggers).
 
-Both draw the same framed thumbnails and titles in the frame's colour, so the pictures agree; sizes keep 5 rows x 10
-tiles readable.
+Both draw the same framed thumbnails and titles in the frame's colour, so the pictures agree. The Pillow picture never
+grows wider than `MAX_COLUMNS` tiles (long rows wrap), so a browser shows its captions near their drawn size; its
+`GridGeometry` says which tile lies under a clicked pixel.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -15,6 +18,50 @@ from explorer.viz.thumbnails import load_thumbnail
 
 FRAME_FRACTION = 0.04  # frame width relative to the tile
 GAP = 6  # pixels between tiles (Pillow)
+TILE_SIZE = 128  # pixels per tile (Pillow)
+FONT_SIZE = 14  # caption pixels: at MAX_COLUMNS tiles the picture is ~1,350 px wide, so a page shows them >= 11 px
+MAX_COLUMNS = 10  # a longer row wraps onto further lines of tiles instead of shrinking every caption
+TOP_MARGIN = 34  # band above the first titles: the heading on the left, Gradio's image buttons on the right
+HEADING_COLOR = (60, 60, 60)
+
+
+@dataclass(frozen=True)
+class GridGeometry:
+    """Where the Pillow renderer puts each tile: rows wrap after `max_columns` tiles onto further lines."""
+
+    layout: RetrievalLayout
+    tile_size: int = TILE_SIZE
+    font_size: int = FONT_SIZE
+    max_columns: int = MAX_COLUMNS
+
+    @property
+    def line_height(self) -> int:
+        return self.font_size + 4
+
+    @property
+    def text_height(self) -> int:
+        return self.layout.n_lines * self.line_height + 2
+
+    @property
+    def cell(self) -> tuple[int, int]:
+        return self.tile_size + GAP, self.text_height + self.tile_size + GAP
+
+    def placed(self) -> list[tuple[int, int, Tile]]:
+        """(left, top of the tile's titles, tile) of every tile, in reading order."""
+        cell_width, cell_height = self.cell
+        placed, line = [], 0
+        for row in self.layout.rows:
+            for index, tile in enumerate(row):
+                column, extra_line = index % self.max_columns, index // self.max_columns
+                placed.append((GAP + column * cell_width, TOP_MARGIN + (line + extra_line) * cell_height, tile))
+            line += max(1, -(-len(row) // self.max_columns))
+        return placed
+
+    def size(self) -> tuple[int, int]:
+        cell_width, cell_height = self.cell
+        n_lines = sum(max(1, -(-len(row) // self.max_columns)) for row in self.layout.rows)
+        columns = min(self.layout.n_columns, self.max_columns)
+        return max(1, columns * cell_width + GAP), TOP_MARGIN + max(1, n_lines * cell_height + GAP)
 
 
 def framed_thumbnail(tile: Tile, size: int) -> Image.Image:
@@ -23,31 +70,37 @@ def framed_thumbnail(tile: Tile, size: int) -> Image.Image:
     return ImageOps.expand(load_thumbnail(tile.path, tile.bbox, size - 2 * frame), border=frame, fill=tile.color)
 
 
-def render_pillow(layout: RetrievalLayout, tile_size: int = 160, font_size: int = 13) -> Image.Image:
-    """One RGB image: every row of the layout, titles (in the frame's colour) above the tiles."""
+def render_pillow(
+    layout: RetrievalLayout,
+    tile_size: int = TILE_SIZE,
+    font_size: int = FONT_SIZE,
+    max_columns: int = MAX_COLUMNS,
+    heading: str = "",
+) -> Image.Image:
+    """One RGB image: `heading` (e.g. which page this is) in the top band, then every row of the layout (wrapped
+    after `max_columns` tiles), titles in the frame's colour above the tiles."""
+    geometry = GridGeometry(layout, tile_size, font_size, max_columns)
     font = ImageFont.load_default(size=font_size)
-    line_height = font_size + 4
-    text_height = layout.n_lines * line_height + 2
-    cell_width, cell_height = tile_size + GAP, text_height + tile_size + GAP
-    canvas = Image.new(
-        "RGB",
-        (max(1, layout.n_columns * cell_width + GAP), max(1, len(layout.rows) * cell_height + GAP)),
-        (255, 255, 255),
-    )
+    canvas = Image.new("RGB", geometry.size(), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
-    for r, row in enumerate(layout.rows):
-        for c, tile in enumerate(row):
-            left, top = GAP + c * cell_width, GAP + r * cell_height
-            for i, line in enumerate(tile.lines):
-                draw.text(
-                    (left + tile_size // 2, top + i * line_height),
-                    _fit(line, font, tile_size),
-                    fill=tile.color,
-                    font=font,
-                    anchor="ma",
-                )
-            canvas.paste(framed_thumbnail(tile, tile_size), (left, top + text_height))
+    if heading:
+        shown = _fit(heading, font, max(1, canvas.width - 120))
+        draw.text((GAP, TOP_MARGIN // 2), shown, fill=HEADING_COLOR, font=font, anchor="lm")
+    for left, top, tile in geometry.placed():
+        for i, line in enumerate(tile.lines):
+            position = (left + tile_size // 2, top + i * geometry.line_height)
+            draw.text(position, _fit(line, font, tile_size), fill=tile.color, font=font, anchor="ma")
+        canvas.paste(framed_thumbnail(tile, tile_size), (left, top + geometry.text_height))
     return canvas
+
+
+def tile_at(geometry: GridGeometry, x: float, y: float) -> Tile | None:
+    """The tile drawn at pixel (x, y) of `render_pillow`'s image (its titles count as the tile), or None."""
+    cell_width, cell_height = geometry.cell
+    for left, top, tile in geometry.placed():
+        if left <= x < left + cell_width and top <= y < top + cell_height:
+            return tile
+    return None
 
 
 def render_matplotlib(

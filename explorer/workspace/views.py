@@ -27,8 +27,8 @@ class PageViews:
     preview: pd.DataFrame  # the dataset's first rows
     metrics_note: str  # how many queries have no relevant gallery item
     metrics_table: pd.DataFrame
-    query_ids: str  # the wanted query ids when still valid, else the first queries
-    query_ids_label: str  # names the valid range of query ids
+    query_ids: str  # item ids of the wanted queries when still valid, else of the first queries
+    query_ids_label: str  # says the field takes item ids of queries, with examples
     n_instances: int  # gallery items per retrieval row, capped by the gallery size
     query_grid: Image.Image  # the retrieval rows of `query_ids`
     metric_names: list[str]
@@ -36,13 +36,16 @@ class PageViews:
     worst_grid: Image.Image  # the retrieval rows of the worst queries by `metric`
     worst_table: pd.DataFrame  # their ids and values
     projection: Any  # the plotly figure of the embeddings' projection
+    label_table: pd.DataFrame  # the dataset's labels: name, number, items, queries
+    label_choices: list[str]  # the labels as the label filters offer them
     model_name: str | None  # None (and `model_weights` too) when the embeddings came from a file, without a model
     model_weights: str | None
 
 
-def query_ids_label(n_queries: int) -> str:
-    """The query-ids field's label: the valid range and an example."""
-    return f"Query ids (0..{n_queries - 1}), e.g. 0, 3, 7"
+def query_ids_label(workspace: Workspace) -> str:
+    """The query field's label: it takes item ids (rows of the dataset table) of queries, with examples."""
+    examples = ", ".join(str(i) for i in workspace.items.query_items[:3])
+    return f"Item ids of queries ({workspace.n_queries} queries), e.g. {examples}"
 
 
 def page_views(
@@ -59,6 +62,7 @@ def page_views(
     n_instances = min(int(n_instances), workspace.max_instances())
     query_ids = workspace.default_query_ids(query_ids)
     worst_grid, worst_table = workspace.worst_queries(metric, min(int(n_worst), workspace.n_queries), n_instances)
+    labels = workspace.label_table()
     model = workspace.extractor.choice if workspace.extractor is not None else None
     return PageViews(
         header=workspace.describe(),
@@ -69,7 +73,7 @@ def page_views(
         metrics_note=workspace.no_relevant_gallery_text(),
         metrics_table=workspace.metrics_table(),
         query_ids=query_ids,
-        query_ids_label=query_ids_label(workspace.n_queries),
+        query_ids_label=query_ids_label(workspace),
         n_instances=n_instances,
         query_grid=workspace.query_grid(query_ids, n_instances),
         metric_names=workspace.metric_names(),
@@ -77,6 +81,8 @@ def page_views(
         worst_grid=worst_grid,
         worst_table=worst_table,
         projection=workspace.projection(method, color_by),
+        label_table=labels,
+        label_choices=labels["label"].tolist(),
         model_name=model.name if model else None,
         model_weights=model.weights if model else None,
     )
