@@ -15,7 +15,19 @@ from explorer.ui.handlers import with_outputs
 from explorer.ui.lifecycle import wire_session_lifecycle
 from explorer.ui.page import Page, first_views, refresh
 from explorer.ui.plotly_click import on_point_click, on_points_selected
-from explorer.ui.tabs import compare, data, embeddings, export, metrics, model, queries, search, train, worst
+from explorer.ui.tabs import (
+    analysis,
+    compare,
+    data,
+    embeddings,
+    export,
+    metrics,
+    model,
+    queries,
+    search,
+    train,
+    worst,
+)
 from explorer.ui.widgets import wire_item_panel
 from explorer.workspace import Workspace, WorkspaceSession
 from explorer.workspace.policy import ServingPolicy
@@ -58,11 +70,14 @@ def build_demo(workspace: Workspace) -> gr.Blocks:
                 search=search.build_search_tab(views),
                 compare=compare.build_compare_tab(views),
                 export=export.build_export_tab(),
+                confusions=analysis.build_confusions_tab(),
+                label_errors=analysis.build_label_errors_tab(),
             )
         _wire_api(session, page)
         _wire_views(session, tabs, page)
         _wire_changes(session, page)
         _wire_training(session, page)
+        _wire_analysis(session, page)
         wire_session_lifecycle(demo, session)
     demo.queue(default_concurrency_limit=VIEW_CONCURRENCY, max_size=128)
     demo.explorer_workspace = workspace  # the shared default, for start-up work such as precomputing UMAP
@@ -255,3 +270,19 @@ def _wire_training(session: gr.State, page: Page) -> None:
         api_visibility="private",
         concurrency_id=HEAVY_JOBS,
     )
+
+
+def _wire_analysis(session: gr.State, page: Page) -> None:
+    """Confusions and suspected label errors: their tables are `/confusions` and `/suspected_errors`; the heat
+    map, a pair's queries, the rows to review and the CSV follow in the page only."""
+    heavy = {"concurrency_id": HEAVY_JOBS, "concurrency_limit": HEAVY_CONCURRENCY}
+    tab = page.confusions
+    tab.show.click(analysis.confusions, [session, tab.n_pairs], tab.table, api_name="confusions", **heavy).success(
+        analysis.confusion_heatmap, session, tab.heatmap, api_visibility="private"
+    )
+    tab.table.select(analysis.open_pair, [session, tab.instances], tab.queries, api_visibility="private")
+    errors = page.label_errors
+    errors.show.click(
+        analysis.suspected_errors, [session, errors.n], errors.table, api_name="suspected_errors", **heavy
+    ).success(analysis.review_rows, [session, errors.n_rows, errors.instances], errors.rows, api_visibility="private")
+    errors.download.click(analysis.download_suspects, session, errors.file, api_visibility="private", **heavy)

@@ -12,6 +12,7 @@ import gradio as gr
 from PIL import Image
 
 from explorer.ui.handlers import picture_file, user_errors
+from explorer.ui.tabs.analysis import ConfusionsTab, LabelErrorsTab
 from explorer.ui.tabs.compare import CompareTab
 from explorer.ui.tabs.data import DataTab
 from explorer.ui.tabs.embeddings import DEFAULT_COLOR_BY, DEFAULT_METHOD, EmbeddingsTab
@@ -45,6 +46,8 @@ class Page:
     search: SearchTab
     compare: CompareTab
     export: ExportTab
+    confusions: ConfusionsTab
+    label_errors: LabelErrorsTab
 
     def view_choices(self) -> dict[str, Component]:
         """The inputs of a refresh besides the session, keyed by `page_views`' parameters: the user's choices it
@@ -84,6 +87,10 @@ class Page:
             self.queries.label: _label_choice,
             self.compare.choice.metric: _metric_choice,
             **{panel.row: (lambda views: None) for panel in self._item_panels()},  # nor the opened items
+            self.confusions.table: lambda views: None,  # analyses of the old data or model: shown again on Show
+            self.confusions.queries: lambda views: None,
+            self.label_errors.table: lambda views: None,
+            self.label_errors.rows: lambda views: None,
             self.model.name: attrgetter("model_name"),
             self.model.weights: attrgetter("model_weights"),
         }

@@ -23,6 +23,17 @@ def render_rows(
     return render_pillow(rows_layout(evaluation, items, query_ids, n_instances))
 
 
+def stacked(images: Sequence[Image.Image], gap: int = 8) -> Image.Image:
+    """Pictures one below the other (left-aligned), e.g. several items' neighbour rows for review."""
+    width = max(image.width for image in images)
+    canvas = Image.new("RGB", (width, sum(image.height for image in images) + gap * (len(images) - 1)), "white")
+    top = 0
+    for image in images:
+        canvas.paste(image, (0, top))
+        top += image.height + gap
+    return canvas
+
+
 def side_by_side(left: Image.Image, right: Image.Image, gap: int = 16) -> Image.Image:
     """Base grid left, trained grid right, for Compare."""
     canvas = Image.new("RGB", (left.width + gap + right.width, max(left.height, right.height)), "white")

@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 
 from explorer import const as C
+from explorer.analysis import LabelConfusions, label_confusions, suspected_label_errors
 from explorer.checks import check_choice, check_count
 from explorer.data.images import read_image
 from explorer.data.items import ItemIndex
@@ -34,6 +35,7 @@ from explorer.metrics.functional import flatten_metrics
 from explorer.progress import Progress, report, scaled
 from explorer.retrieval.search import search_gallery
 from explorer.training.train import BatchRecord, EpochRecord, TrainingResult, TrainingSettings, train_extractor
+from explorer.viz.heatmap import confusion_heatmap
 from explorer.viz.projection import PROJECTION_METHODS, compute_projection, projection_figure
 from explorer.viz.retrieval_layout import RetrievalLayout, Tile, build_search_layout
 from explorer.viz.retrieval_render import render_pillow
@@ -76,6 +78,7 @@ from explorer.workspace.inputs import (
     check_metric,
     parse_top_k,
 )
+from explorer.workspace.pictures import render_rows, stacked
 from explorer.workspace.policy import ServingPolicy
 from explorer.workspace.tables import metrics_frame, neighbours_table
 from explorer.workspace.uploads import dataset_source_in, unpack_upload
@@ -84,6 +87,8 @@ APP_CACHE_ROOT = C.CACHE_ROOT / "app"
 DEFAULT_DATA = C.DEFAULT_DATA
 EMBED_BATCH_SIZE = 32
 LOCAL = ServingPolicy()
+MAX_TABLE_ROWS = 1000  # rows of an analysis table shown at once
+MAX_REVIEW_ROWS = 10  # neighbour rows of suspected items drawn at once
 
 
 @dataclass(frozen=True)
@@ -647,6 +652,66 @@ class Workspace:
         table = neighbours_table(retrieval, items)
         table["label"] = [label_choice(items, label) for label in table["label"]]
         return render_pillow(layout), table.astype({"distance": float}).round({"distance": 4})
+
+    # -- analysis: confused labels, suspected label errors -----------------------------------------------
+
+    def confusions(self, progress: Progress | None = None) -> LabelConfusions:
+        """Which labels the validation queries retrieve for which among their first results (names shown)."""
+        rows = self.items.validation_items
+        return self._cached(
+            ("confusions",),
+            lambda: label_confusions(
+                self.evaluation(), self.items.labels[rows], self.items.label_names[rows], progress=progress
+            ),
+        )
+
+    def confusions_table(self, n_pairs: int) -> pd.DataFrame:
+        """The `n_pairs` most frequent (query label, retrieved label) confusions: count and share."""
+        n_pairs = check_count("n_pairs", n_pairs, 1, MAX_TABLE_ROWS)
+        return self.confusions().table.head(n_pairs).round({"share": 4})
+
+    def confusion_queries(self, query_label: str, retrieved_label: str, n_instances: int) -> Image.Image:
+        """The retrieval rows of the queries of one confused pair (the first `MAX_QUERIES_PER_GRID` of them)."""
+        confusions = self.confusions()
+        table = confusions.table
+        match = np.flatnonzero(
+            (table["query label"].to_numpy() == str(query_label))
+            & (table["retrieved label"].to_numpy() == str(retrieved_label))
+        )
+        if not len(match):
+            raise InputError(
+                f"No confusion of {query_label!r} with {retrieved_label!r}: pick a row of the confusions table."
+            )
+        query_ids = confusions.query_ids[int(match[0])][:MAX_QUERIES_PER_GRID]
+        return render_rows(self.evaluation(), self.items, query_ids, self._check_instances(n_instances))
+
+    def confusion_heatmap(self):
+        """Plotly heat map of the most confused labels (query label x retrieved label)."""
+        confusions = self.confusions()
+        return confusion_heatmap(confusions.matrix, confusions.matrix_names, confusions.top_k)
+
+    def suspected_errors_csv(self, folder: Path) -> Path:
+        """The whole suspected-errors ranking as a CSV in `folder` (item id, relative path, labels, score)."""
+        path = folder / "suspected_label_errors.csv"
+        self._suspected_ranking().to_csv(path, index=False)
+        return path
+
+    def suspected_errors(self, n: int, progress: Progress | None = None) -> pd.DataFrame:
+        """The `n` items that look most mislabelled: item id, path (relative), given and suggested label, score."""
+        n = check_count("n", n, 1, MAX_TABLE_ROWS)
+        return self._suspected_ranking(progress).head(n).round({"score": 4})
+
+    def _suspected_ranking(self, progress: Progress | None = None) -> pd.DataFrame:
+        """Every item, most suspected first (computed once per data and model)."""
+        return self._cached(
+            ("suspected errors",), lambda: suspected_label_errors(self.embeddings(), self.df, progress=progress)
+        )
+
+    def suspected_error_rows(self, n: int, n_instances: int) -> Image.Image:
+        """The neighbour rows of the `n` most suspected items (up to `MAX_REVIEW_ROWS`), for review."""
+        n = check_count("n", n, 1, MAX_REVIEW_ROWS)
+        item_ids = self.suspected_errors(n)["item id"].tolist()
+        return stacked([self.item_row(item_id, n_instances) for item_id in item_ids])
 
     # -- training and comparison -------------------------------------------------------------------------
 
