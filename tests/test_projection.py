@@ -336,3 +336,17 @@ def test_real_umap_from_the_exact_knn_graph_returns_separated_coordinates():
     nearest = np.linalg.norm(coords[:, None] - coords[None], axis=2)
     np.fill_diagonal(nearest, np.inf)
     assert (labels[nearest.argmin(axis=1)] == labels).mean() > 0.95
+
+
+def test_umap_with_the_exact_knn_builds_the_graph_only_when_not_cached(tmp_path, monkeypatch):
+    import explorer.viz.projection as projection
+
+    calls = []
+    real_knn_graph = projection.knn_graph
+    monkeypatch.setattr(projection, "knn_graph", lambda e, k: calls.append(k) or real_knn_graph(e, k))
+    embeddings = np.random.default_rng(3).normal(size=(80, 6)).astype(np.float32)
+    first = projection.compute_projection(embeddings, "umap", cache_dir=tmp_path, exact_knn=True)
+    projection._memory_cache.clear()  # from the disk cache, as a later process would
+    again = projection.compute_projection(embeddings, "umap", cache_dir=tmp_path, exact_knn=True)
+    assert first.shape == (80, 2) and np.array_equal(first, again)
+    assert calls == [projection.UMAP_N_NEIGHBORS]  # the second call read the cache: no search

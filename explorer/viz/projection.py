@@ -28,7 +28,7 @@ from scipy.sparse.linalg import svds
 
 from explorer.const import LABELS_COLUMN, PATHS_COLUMN, SPLIT_COLUMN
 from explorer.progress import Progress
-from explorer.retrieval.search import KnnGraph
+from explorer.retrieval.search import KnnGraph, knn_graph
 
 ProjectionMethod = Literal["umap", "pca"]
 PROJECTION_METHODS: tuple[ProjectionMethod, ...] = ("umap", "pca")
@@ -198,12 +198,14 @@ def compute_projection(
     progress: Progress | None = None,
     cache_dir: Path | None = None,
     knn: KnnGraph | None = None,
+    exact_knn: bool = False,
 ) -> np.ndarray:
     """2-D coordinates [N, 2] (float32) of `embeddings` [N, D], cached in memory and, if `cache_dir`, on disk.
 
     UMAP on fewer than UMAP_MIN_ITEMS embeddings falls back to PCA and says so through `progress` and a warning.
     `knn` (UMAP only; e.g. `knn_graph(embeddings, UMAP_N_NEIGHBORS)`) is used instead of UMAP's neighbour search
-    and is part of the cache key.
+    and is part of the cache key. `exact_knn` (UMAP only): build that graph with the exact search, only when the
+    result is not cached (the graph follows from the embeddings, so the key just says "exact").
     """
     embeddings = _validated_embeddings(embeddings)
     if method not in PROJECTION_METHODS:
@@ -217,6 +219,8 @@ def compute_projection(
     params = {"seed": seed, "n_neighbors": UMAP_N_NEIGHBORS, "min_dist": UMAP_MIN_DIST} if method == "umap" else {}
     if method == "umap" and knn is not None:
         params["knn"] = _knn_digest(knn)
+    elif method == "umap" and exact_knn:
+        params["knn"] = "exact"
     key = projection_cache_key(embeddings, method, params)
     cached = _read_cache(key, cache_dir)
     if cached is not None:
@@ -226,6 +230,9 @@ def compute_projection(
     if method == "pca":
         coords = calc_pca_projection(embeddings)
     else:
+        if knn is None and exact_knn:
+            report(0.0, f"UMAP: exact {UMAP_N_NEIGHBORS}-nearest neighbours of {len(embeddings)} items")
+            knn = knn_graph(embeddings, UMAP_N_NEIGHBORS)
         coords = calc_umap_projection(embeddings, seed=seed, progress=progress, knn=knn)
     _write_cache(key, coords, cache_dir)
     report(1.0, f"{method.upper()}: done")

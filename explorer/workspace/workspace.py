@@ -576,7 +576,11 @@ class Workspace:
         return self._cached(
             ("projection", method),
             lambda: compute_projection(
-                self.embeddings(), method, progress=progress, cache_dir=self.cache_dir / "projections"
+                self.embeddings(),
+                method,
+                progress=progress,
+                cache_dir=self.cache_dir / "projections",
+                exact_knn=True,  # UMAP from the exact search, not pynndescent (tens of seconds of numba compile)
             ),
         )
 
