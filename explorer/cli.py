@@ -32,7 +32,16 @@ from explorer.inference.embed import inference_on_images
 from explorer.models.checkpoint import CHECKPOINT_SUFFIX
 from explorer.models.extractor import ViTExtractor
 from explorer.models.registry import OFFLINE_PRESET, PRESETS
-from explorer.training.train import MINER_NAMES, OPTIMIZERS, TrainingSettings, evaluate_extractor, train_extractor
+from explorer.progress import Progress
+from explorer.training.train import (
+    KEEP_CHOICES,
+    MINER_NAMES,
+    OPTIMIZERS,
+    SELECTABLE_METRICS,
+    TrainingSettings,
+    evaluate_extractor,
+    train_extractor,
+)
 
 EXIT_BAD_INPUT = 1
 EMBEDDING_SUFFIXES = (".npy", ".parquet")
@@ -116,6 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--n-instances", type=int, default=defaults.n_instances)
     train.add_argument("--no-augment", action="store_true", help="train without augmentations")
     train.add_argument("--seed", type=int, default=defaults.seed)
+    train.add_argument(
+        "--select-by",
+        default=defaults.select_by,
+        help=f"validation metric that picks the epoch to keep, e.g. {', '.join(SELECTABLE_METRICS)}",
+    )
+    train.add_argument(
+        "--keep",
+        choices=KEEP_CHOICES,
+        default=defaults.keep,
+        help="end on the best epoch by --select-by (epoch 0, before training, included) or on the last one",
+    )
 
     evaluate = commands.add_parser("evaluate", help="print the validation metrics of a model")
     _add_data_arguments(evaluate)
@@ -184,6 +204,21 @@ def _validation_dataset(data: LoadedDataset, extractor: ViTExtractor) -> Dataset
     return DatasetQueryGallery(data.validation_df, data.root, transform=extractor.get_transforms())
 
 
+def _with_phase_lines(progress: TqdmProgress) -> Progress:
+    """`progress`, plus one line on stderr whenever the run enters a phase ("validating before training: N queries,
+    M gallery images", "epoch k/n", "validating after epoch k: ..."), so that a log shows where it is."""
+    shown = [""]
+
+    def report(fraction: float, message: str) -> None:
+        phase = message.split(" (")[0] if message.startswith("validating") else message.split(",")[0]
+        if phase != shown[0]:
+            shown[0] = phase
+            tqdm.write(phase, file=sys.stderr)
+        progress(fraction, message)
+
+    return report
+
+
 def run_train(args: argparse.Namespace) -> None:
     checkpoint_path = _checked_out(args.out, (CHECKPOINT_SUFFIX,), "checkpoints are safetensors files")
     settings = TrainingSettings(
@@ -199,6 +234,8 @@ def run_train(args: argparse.Namespace) -> None:
         num_workers=args.num_workers,
         eval_batch_size=args.batch_size,
         seed=args.seed,
+        select_by=args.select_by,
+        keep=args.keep,
     )
     data = _load_data(args)
     if data.train_df.empty:
@@ -213,15 +250,18 @@ def run_train(args: argparse.Namespace) -> None:
             data.validation_df if not data.validation_df.empty else None,
             dataset_root=data.root,
             settings=settings,
-            progress=progress,
+            progress=_with_phase_lines(progress),
             checkpoint_path=checkpoint_path,
         )
     finally:
         progress.close()
-    print(result.history_frame().to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(result.history_frame().to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="-"))
     if result.stopped_reason:
         print(f"Stopped early: {result.stopped_reason}", file=sys.stderr)
-    print(f"Checkpoint: {result.checkpoint_path}")
+    if result.epochs_done:
+        print(f"Checkpoint: {result.checkpoint_path}, {result.kept_summary()}")
+    else:
+        print("No epoch finished: no checkpoint written.")
 
 
 def run_evaluate(args: argparse.Namespace) -> None:

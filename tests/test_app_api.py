@@ -40,19 +40,28 @@ def test_named_endpoints_are_listed(client):
     assert {"/query_grid", "/worst_queries", "/metrics", "/projection", "/search"} <= set(endpoints)
 
 
-def test_query_grid_returns_one_row_per_query(client):
-    one = Image.open(client.predict("0", 3, api_name="/query_grid"))
-    three = Image.open(client.predict("0, 3, 7", 3, api_name="/query_grid"))
+def _query_items(workspace, *positions: int) -> str:
+    """Item ids of the queries at these positions: what `/query_grid` takes."""
+    return ", ".join(str(workspace.items.query_items[p]) for p in positions)
+
+
+def test_query_grid_returns_one_row_per_query(client, workspace):
+    one = Image.open(client.predict(_query_items(workspace, 0), 3, api_name="/query_grid"))
+    three = Image.open(client.predict(_query_items(workspace, 0, 3, 7), 3, api_name="/query_grid"))
     assert three.height > 2 * one.height
     assert three.width == one.width
+    second_page = Image.open(client.predict(_query_items(workspace, *range(12)), 3, 2, api_name="/query_grid"))
+    assert second_page.height < 12 * one.height  # a page, not all twelve rows
 
 
 def test_query_grid_out_of_range_says_the_valid_range_and_app_keeps_serving(client, workspace):
-    with pytest.raises(AppError, match=rf"valid ids are 0\.\.{workspace.n_queries - 1}"):
-        client.predict("0, 999", 3, api_name="/query_grid")
-    with pytest.raises(AppError, match="not an integer"):
+    with pytest.raises(AppError, match=rf"this dataset has {len(workspace.df)} items \(0\.\.{len(workspace.df) - 1}\)"):
+        client.predict(f"{_query_items(workspace, 0)}, 999", 3, api_name="/query_grid")
+    with pytest.raises(AppError, match="not a whole number"):
         client.predict("zero", 3, api_name="/query_grid")
-    assert Image.open(client.predict("1", 2, api_name="/query_grid")).width > 0
+    with pytest.raises(AppError, match="Item 0 is not a query"):
+        client.predict("0", 3, api_name="/query_grid")
+    assert Image.open(client.predict(_query_items(workspace, 1), 2, api_name="/query_grid")).width > 0
 
 
 def test_worst_queries_returns_grid_and_their_ids_and_values(client, workspace):
@@ -113,3 +122,17 @@ def test_search_with_a_file_that_is_not_an_image_names_it(client, tmp_path):
     not_an_image.write_text("these are words, not pixels")
     with pytest.raises(AppError, match=r"cannot identify image file .*notes\.png"):
         client.predict(handle_file(str(not_an_image)), 3, api_name="/search")
+
+
+def test_train_runs_the_train_tab_defaults_and_returns_the_epochs_with_the_baseline_first(client, workspace):
+    endpoint = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/train"]
+    assert [parameter["parameter_name"] for parameter in endpoint["parameters"]] == ["epochs"]
+    own_session = Client(client.src, verbose=False)  # training changes that session only, not `client`'s
+    table = own_session.predict(2, api_name="/train")
+    rows = _table_rows(table)
+    assert [row["epoch"] for row in rows] == [0, 1, 2]
+    assert rows[0]["loss"] is None and rows[1]["loss"] > 0  # epoch 0 is the validation before training
+    assert rows[0]["val_cmc_1"] == pytest.approx(workspace.evaluation().metrics_flat["OVERALL/cmc/1"], abs=1e-4)
+    assert set(table["headers"]) >= {"epoch", "loss", "active_tri", "val_cmc_1", "val_map_5"}
+    with pytest.raises(AppError, match="less than minimum value 1"):  # the epochs field's own check
+        own_session.predict(0, api_name="/train")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 import zipfile
 from pathlib import Path
@@ -234,44 +233,6 @@ def test_downloading_the_checkpoint_gives_a_loadable_file(page, served, tmp_path
     page.locator("#model-apply").click()
     _wait_header(page, f"checkpoint {saved.name}")
     assert workspace.extractor.choice.name in page.locator("#model-name input").input_value()
-
-
-def test_training_updates_curves_then_every_view_and_compare(page):
-    _open_tab(page, "Train")
-    for label, value in (("epochs", 2), ("n_labels", 2), ("n_instances", 2)):
-        page.get_by_label(label, exact=True).fill(str(value))
-    page.locator("#train-start").click()
-    page.locator("#train-status").get_by_text("Finished 2 epoch(s)").wait_for(timeout=TIMEOUT_MS)
-    page.wait_for_selector("#curve-val canvas, #curve-val svg", timeout=TIMEOUT_MS)
-    _wait_header(page, "trained 2 epoch(s) here")
-    _open_tab(page, "Compare")
-    page.locator("#compare-run").click()
-    _cell(page, "compare-deltas", 0, 0).wait_for(timeout=TIMEOUT_MS)
-    assert _cell(page, "compare-deltas", 0, 0).inner_text().strip() == "OVERALL/cmc/1"
-
-
-def test_cancel_stops_a_long_training_run(page):
-    _open_tab(page, "Train")
-    for label, value in (("epochs", 200), ("n_labels", 2), ("n_instances", 2)):
-        page.get_by_label(label, exact=True).fill(str(value))
-    page.locator("#train-start").click()
-    page.locator("#train-status").get_by_text(re.compile(r"epoch \d+/200 done")).wait_for(timeout=TIMEOUT_MS)
-    page.locator("#train-cancel").click()
-    page.locator("#train-status").get_by_text("Cancelled").wait_for(timeout=TIMEOUT_MS)
-    _wait_header(page, "trained")
-
-
-def test_bad_training_settings_get_a_message(page):
-    _open_tab(page, "Train")
-    page.locator("#train-image-size input").fill("5")
-    page.locator("#train-start").click()
-    _wait_toast(page, "image size must be between 32 and 1024, got 5")
-
-
-def test_compare_before_training_says_to_train_first(page):
-    _open_tab(page, "Compare")
-    page.locator("#compare-run").click()
-    _wait_toast(page, "Nothing to compare yet")
 
 
 def test_export_files_download_and_are_valid(page, served, tmp_path):

@@ -51,10 +51,28 @@ def test_train_writes_a_checkpoint_and_prints_the_history(csv_path, tmp_path, ca
         "1e-3",
     ]
     assert main(argv) == 0
-    printed = capsys.readouterr().out
-    assert "val_cmc_1" in printed and f"Checkpoint: {out}" in printed
+    printed = capsys.readouterr()
+    assert "val_cmc_1" in printed.out and f"Checkpoint: {out}, using epoch " in printed.out
+    assert printed.out.splitlines()[1].split()[:2] == ["0", "-"]  # epoch 0: validation before training, no loss
+    phases = [line for line in printed.err.replace("\r", "\n").splitlines() if not line.startswith("Training")]
+    assert [line for line in phases if line.strip()] == [
+        "validating before training: 16 queries, 16 gallery images",
+        "epoch 1/2",
+        "validating after epoch 1: 16 queries, 16 gallery images",
+        "epoch 2/2",
+        "validating after epoch 2: 16 queries, 16 gallery images",
+    ]
     metadata = read_checkpoint_metadata(out)
     assert metadata.training["epochs_done"] == 2 and metadata.image_config["input_size"] == 32
+    assert metadata.training["keep"] == "best" and metadata.training["select_by"] == "OVERALL/cmc/1"
+
+
+def test_train_keep_last_ends_on_the_last_epoch(csv_path, tmp_path, capsys):
+    out = tmp_path / "model.safetensors"
+    argv = ["train", "--data", str(csv_path), *TINY, "--out", str(out), "--epochs", "2", "--n-labels", "2"]
+    assert main([*argv, "--n-instances", "2", "--keep", "last", "--select-by", "OVERALL/map/5"]) == 0
+    assert "using epoch 2 of 2 (the last; OVERALL/map/5 = " in capsys.readouterr().out
+    assert read_checkpoint_metadata(out).training["epoch_in_use"] == 2
 
 
 def test_evaluate_prints_the_metrics_table(csv_path, tmp_path, capsys):
@@ -137,6 +155,8 @@ def _no_training(*args, **kwargs):
         (["--margin", "nan"], "margin (None: soft margin) must be a finite number 0 or more, got nan"),
         (["--margin", "inf"], "got inf"),
         (["--margin=-inf"], "got -inf"),  # negative means soft margin, but not an infinite one
+        (["--select-by", "cmc@1"], "select_by must be a validation metric such as OVERALL/cmc/1"),
+        (["--keep", "first"], "argument --keep: invalid choice: 'first'"),
     ],
 )
 def test_non_finite_settings_are_refused_before_training(setting, message, tmp_path, monkeypatch, capsys):

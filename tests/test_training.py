@@ -6,6 +6,8 @@ import itertools
 import os
 import threading
 from collections import Counter
+from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -13,6 +15,8 @@ from torch import nn
 
 from explorer import const as C
 from explorer.data import generate_shapes_dataset
+from explorer.data.datasets import DatasetQueryGallery
+from explorer.errors import InputError
 from explorer.models import ViTExtractor
 from explorer.training import (
     AllTripletsMiner,
@@ -22,8 +26,10 @@ from explorer.training import (
     TrainingSettings,
     TripletLoss,
     TripletLossWithMiner,
+    evaluate_extractor,
     train_extractor,
 )
+from explorer.training import train as train_module
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # tests never wait on the Hugging Face hub
 
@@ -202,32 +208,66 @@ def test_triplet_loss_without_logs_keeps_last_logs_empty_and_needs_triplets():
 
 
 # --- train_extractor ---
-@pytest.fixture(scope="module")
-def shapes(tmp_path_factory):
-    root = tmp_path_factory.mktemp("shapes")
-    df = generate_shapes_dataset(root, n_classes=48, images_per_class=12, image_size=64, seed=0)
+def _generated_shapes(root, n_classes: int, images_per_class: int, image_size: int):
+    """Generated shapes in `root`: (root, train rows, validation rows), half of the classes each."""
+    df = generate_shapes_dataset(root, n_classes, images_per_class, image_size=image_size, seed=0)
     split = {name: part.reset_index(drop=True) for name, part in df.groupby(C.SPLIT_COLUMN)}
     return root, split[C.TRAIN_SPLIT], split[C.VALIDATION_SPLIT]
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    return _generated_shapes(tmp_path_factory.mktemp("shapes"), n_classes=48, images_per_class=12, image_size=64)
+
+
+@pytest.fixture(scope="module")
+def small_shapes(tmp_path_factory):
+    """8 train + 8 validation classes of 4 images at 32 px: a run of a few epochs takes seconds."""
+    return _generated_shapes(tmp_path_factory.mktemp("small-shapes"), n_classes=16, images_per_class=4, image_size=32)
 
 
 QUICK = TrainingSettings(epochs=2, lr=1e-3, image_size=32, n_labels=4, n_instances=3, augment=False)
 
 
-def test_train_extractor_reports_history_progress_and_writes_a_loadable_checkpoint(shapes, tmp_path):
-    root, train_df, val_df = shapes
-    fractions, records = [], []
+def _weights(extractor) -> dict[str, torch.Tensor]:
+    return {key: value.detach().clone() for key, value in extractor.state_dict().items()}
+
+
+def _assert_same_weights(actual: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
+    assert actual.keys() == expected.keys()
+    for key, value in expected.items():
+        torch.testing.assert_close(actual[key], value, rtol=0, atol=0)
+
+
+def _validation_cmc_1(extractor, root, val_df) -> float:
+    dataset = DatasetQueryGallery(val_df, root, transform=extractor.get_transforms())
+    return evaluate_extractor(extractor, dataset).metrics_flat["OVERALL/cmc/1"]
+
+
+def test_train_extractor_reports_history_progress_and_writes_a_loadable_checkpoint(small_shapes, tmp_path):
+    root, train_df, val_df = small_shapes
+    progress, records, batches = [], [], []
     result = train_extractor(
         ViTExtractor(None, arch="test_efficientnet", normalise_features=True),
         train_df,
         val_df,
         dataset_root=root,
         settings=QUICK,
-        progress=lambda fraction, message: fractions.append(fraction),
+        progress=lambda fraction, message: progress.append((fraction, message)),
         on_epoch_end=records.append,
+        on_batch_end=batches.append,
         checkpoint_path=tmp_path / "model.safetensors",
     )
-    assert result.stopped_reason is None and [r.epoch for r in result.history] == [1, 2] == [r.epoch for r in records]
+    assert result.stopped_reason is None and result.epochs_done == 2
+    assert [r.epoch for r in result.history] == [0, 1, 2] == [r.epoch for r in records]  # epoch 0: before training
+    assert [(b.epoch, b.batch) for b in batches] == [(1, 1), (1, 2), (2, 1), (2, 2)]  # 8 labels / 4 per batch
+    assert [b.position for b in batches] == [0.5, 1.0, 1.5, 2.0]
+    fractions = [fraction for fraction, _ in progress]
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    messages = [message for _, message in progress]
+    assert messages[0] == "validating before training: 32 queries, 32 gallery images"
+    assert any(m.startswith("epoch 2/2, batch 1/2, loss ") for m in messages)
+    assert "validating after epoch 1: 32 queries, 32 gallery images" in messages
     frame = result.history_frame()
     assert list(frame.columns) == [
         "epoch",
@@ -239,20 +279,105 @@ def test_train_extractor_reports_history_progress_and_writes_a_loadable_checkpoi
         "val_map_5",
         "seconds",
     ]
-    assert frame.notna().all().all() and (frame[["val_cmc_1", "val_map_5"]].le(1)).all().all()
+    assert frame.loc[0, ["loss", "active_tri", "pos_dist", "neg_dist"]].isna().all()  # no training yet at epoch 0
+    assert frame.loc[0, "val_cmc_1"] == pytest.approx(result.initial_metrics["OVERALL/cmc/1"])
+    assert frame.loc[1:].notna().all().all() and (frame[["val_cmc_1", "val_map_5"]].le(1)).all().all()
     loaded = ViTExtractor(result.checkpoint_path)
     assert loaded.image_config.input_size == 32 and loaded.normalise_features
     assert loaded.checkpoint_metadata.training["epochs_done"] == 2
-    assert loaded.checkpoint_metadata.metrics["OVERALL/cmc/1"] == pytest.approx(result.history[-1].val_cmc_1)
+    assert loaded.checkpoint_metadata.training["epoch_in_use"] == result.kept_epoch
+    kept = result.history[result.kept_epoch]
+    assert loaded.checkpoint_metadata.metrics["OVERALL/cmc/1"] == pytest.approx(kept.val_cmc_1)
+    _assert_same_weights(_weights(loaded), _weights(result.extractor))  # the checkpoint holds the weights in use
 
 
-def test_train_extractor_stops_on_cancel_with_last_epoch_weights(shapes):
-    root, train_df, val_df = shapes
+def test_an_absurd_learning_rate_ends_on_the_best_epoch_never_worse_than_before(small_shapes):
+    root, train_df, val_df = small_shapes
+    torch.manual_seed(0)
+    extractor = ViTExtractor(None, arch="test_efficientnet", normalise_features=True)
+    before = _weights(extractor)
+    settings = TrainingSettings(epochs=3, lr=1.0, image_size=32, n_labels=4, n_instances=3, augment=False)
+    result = train_extractor(extractor, train_df, val_df, dataset_root=root, settings=settings)
+    values = [record.val_cmc_1 for record in result.history]
+    best = values.index(max(values))  # ties: the earlier epoch
+    assert min(values[1:]) < max(values)  # some epoch after the kept one is worse: the case is constructed
+    assert result.kept_epoch == best and f"using epoch {best} of 3" in result.kept_summary()
+    assert _validation_cmc_1(extractor, root, val_df) == pytest.approx(values[best])  # the kept weights give it
+    assert result.final_metrics["OVERALL/cmc/1"] >= result.initial_metrics["OVERALL/cmc/1"]
+    if best == 0:
+        _assert_same_weights(_weights(extractor), before)
+
+
+def _scripted_validation(monkeypatch, cmc_at_1: list[float]) -> None:
+    """Make each validation of `train_extractor` (epoch 0 first) report the next of `cmc_at_1`."""
+    values = iter(cmc_at_1)
+
+    def evaluate(*args, **kwargs):
+        value = next(values)
+        return SimpleNamespace(metrics_flat={"OVERALL/cmc/1": value, "OVERALL/map/5": value / 2})
+
+    monkeypatch.setattr(train_module, "evaluate_extractor", evaluate)
+
+
+@pytest.mark.parametrize(("keep", "kept_epoch"), [("best", 1), ("last", 3)])
+def test_the_run_ends_on_the_kept_epoch_and_its_checkpoint_holds_those_weights(
+    small_shapes, tmp_path, monkeypatch, keep, kept_epoch
+):
+    root, train_df, val_df = small_shapes
+    _scripted_validation(monkeypatch, [0.2, 0.5, 0.3, 0.4])  # epoch 1 is the best, epoch 3 the last
+    extractor = ViTExtractor(None, arch="test_efficientnet")
+    weights_after = {}
+    settings = TrainingSettings(epochs=3, lr=1e-2, image_size=32, n_labels=4, n_instances=3, keep=keep)
+    result = train_extractor(
+        extractor,
+        train_df,
+        val_df,
+        dataset_root=root,
+        settings=settings,
+        on_epoch_end=lambda record: weights_after.setdefault(record.epoch, _weights(extractor)),
+        checkpoint_path=tmp_path / "model.safetensors",
+    )
+    assert result.kept_epoch == kept_epoch and result.epochs_done == 3
+    assert result.final_metrics["OVERALL/cmc/1"] == [0.2, 0.5, 0.3, 0.4][kept_epoch]
+    _assert_same_weights(_weights(extractor), weights_after[kept_epoch])
+    saved = ViTExtractor(result.checkpoint_path)
+    _assert_same_weights(_weights(saved), weights_after[kept_epoch])
+    assert saved.checkpoint_metadata.training["epoch_in_use"] == kept_epoch
+    summary = "best OVERALL/cmc/1 = 0.5000" if keep == "best" else "the last; OVERALL/cmc/1 = 0.4000"
+    assert result.kept_summary() == f"using epoch {kept_epoch} of 3 ({summary})"
+
+
+def test_when_no_epoch_beats_the_start_the_weights_before_training_are_kept(small_shapes, monkeypatch):
+    root, train_df, val_df = small_shapes
+    _scripted_validation(monkeypatch, [0.5, 0.5, 0.1])  # a tie is not better: epoch 0 stays
+    extractor = ViTExtractor(None, arch="test_efficientnet")
+    before = _weights(extractor)
+    result = train_extractor(extractor, train_df, val_df, dataset_root=root, settings=replace(QUICK, lr=1e-2))
+    assert result.kept_epoch == 0 and "the weights before training" in result.kept_summary()
+    _assert_same_weights(_weights(extractor), before)
+
+
+def test_select_by_must_name_a_validation_metric(small_shapes):
+    root, train_df, val_df = small_shapes
+    with pytest.raises(InputError, match="select_by must be a validation metric"):
+        TrainingSettings(select_by="cmc@1")
+    with pytest.raises(InputError, match="keep must be one of best, last"):
+        TrainingSettings(keep="first")
+    settings = replace(QUICK, select_by="OVERALL/cmc/7")
+    with pytest.raises(InputError, match="not a validation metric of this data: choose one of .*OVERALL/cmc/1"):
+        train_extractor(
+            ViTExtractor(None, arch="test_efficientnet"), train_df, val_df, dataset_root=root, settings=settings
+        )
+
+
+def test_train_extractor_stops_on_cancel_with_the_kept_weights(small_shapes):
+    root, train_df, val_df = small_shapes
     cancel = threading.Event()
     extractor = ViTExtractor(None, arch="test_efficientnet")
 
     def cancel_after_first_epoch(record):
-        cancel.set()
+        if record.epoch == 1:
+            cancel.set()
 
     result = train_extractor(
         extractor,
@@ -263,18 +388,18 @@ def test_train_extractor_stops_on_cancel_with_last_epoch_weights(shapes):
         on_epoch_end=cancel_after_first_epoch,
         cancel=cancel,
     )
-    assert result.stopped_reason.startswith("Cancelled") and len(result.history) == 1
+    assert result.stopped_reason.startswith("Cancelled") and result.epochs_done == 1
 
 
-def test_train_extractor_stops_on_nan_loss_and_keeps_last_good_checkpoint(shapes, tmp_path):
-    root, train_df, val_df = shapes
+def test_train_extractor_stops_on_nan_loss_and_keeps_the_checkpoint_of_the_weights_in_use(small_shapes, tmp_path):
+    root, train_df, val_df = small_shapes
     extractor = ViTExtractor(None, arch="test_efficientnet")
     forward = extractor.forward
     epochs_seen = []
 
     def nan_in_second_epoch(images):
         out = forward(images)
-        return out * float("nan") if extractor.training and len(epochs_seen) >= 1 else out
+        return out * float("nan") if extractor.training and len(epochs_seen) >= 2 else out
 
     extractor.forward = nan_in_second_epoch
     path = tmp_path / "model.safetensors"
@@ -283,15 +408,13 @@ def test_train_extractor_stops_on_nan_loss_and_keeps_last_good_checkpoint(shapes
         train_df,
         val_df,
         dataset_root=root,
-        settings=QUICK,
+        settings=replace(QUICK, keep="last"),
         checkpoint_path=path,
         on_epoch_end=epochs_seen.append,
     )
-    assert "nan" in result.stopped_reason and "restored to the end of epoch 1" in result.stopped_reason
-    assert len(result.history) == 1
-    saved = ViTExtractor(path)
-    for key, value in saved.model.state_dict().items():
-        torch.testing.assert_close(extractor.model.state_dict()[key], value)
+    assert "nan" in result.stopped_reason and "stopped in epoch 2" in result.stopped_reason
+    assert result.epochs_done == 1 and result.kept_epoch == 1
+    _assert_same_weights(_weights(ViTExtractor(path)), _weights(extractor))
 
 
 def test_training_on_shapes_raises_validation_cmc_at_1(shapes):
@@ -304,5 +427,5 @@ def test_training_on_shapes_raises_validation_cmc_at_1(shapes):
         dataset_root=root,
         settings=settings,
     )
-    before, after = result.initial_metrics["OVERALL/cmc/1"], result.history[-1].val_cmc_1
+    before, after = result.initial_metrics["OVERALL/cmc/1"], result.final_metrics["OVERALL/cmc/1"]
     assert after >= before + 0.05, (before, [r.val_cmc_1 for r in result.history])

@@ -1,7 +1,9 @@
 """`train_extractor`: the one training routine behind the CLI and the app.
 
-A plain loop (no Lightning) so it runs in a UI worker thread, reports progress per batch, stops on a cancel
-request between batches and stops cleanly on a NaN/inf loss, restoring the last good weights.
+A plain loop (no Lightning) so it runs in a UI worker thread, reports progress and every batch, stops on a cancel
+request between batches and stops cleanly on a NaN/inf loss. It validates before training (epoch 0) and after
+every epoch, and ends on the best epoch by a chosen validation metric, epoch 0 included, so a run never leaves the
+model worse on validation than it started (or, on request, on the last epoch).
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ from torch.utils.data import DataLoader
 from explorer import const as C
 from explorer.checks import check_choice, check_count, check_number
 from explorer.data.datasets import DatasetQueryGallery, DatasetWithLabels
+from explorer.errors import InputError
 from explorer.inference.embed import inference_on_images
 from explorer.metrics.evaluation import EvaluationResult, evaluate_embeddings
 from explorer.metrics.functional import CMC, MAP
 from explorer.models.extractor import ViTExtractor
-from explorer.progress import Progress
+from explorer.progress import Progress, report
 from explorer.training.lightning import NonFiniteLossError, check_finite_loss
 from explorer.training.losses import TRIPLET_LOG_KEYS, TripletLossWithMiner
 from explorer.training.miners import AllTripletsMiner, HardTripletsMiner, NHardTripletsMiner, TripletsMiner
@@ -44,6 +47,15 @@ MAX_BATCH_INSTANCES = 1024
 IMAGE_SIZE_RANGE = (32, 1024)  # training / inference resolution (None: the model's own)
 VAL_CMC_1 = C.METRIC_NAME_SEPARATOR.join((C.OVERALL_CATEGORIES_KEY, CMC, "1"))
 VAL_MAP_5 = C.METRIC_NAME_SEPARATOR.join((C.OVERALL_CATEGORIES_KEY, MAP, "5"))
+# The overall metrics every validation computes (see `evaluate_extractor`): what `select_by` usually names.
+SELECTABLE_METRICS = (
+    VAL_CMC_1,
+    VAL_MAP_5,
+    C.METRIC_NAME_SEPARATOR.join((C.OVERALL_CATEGORIES_KEY, CMC, "5")),
+    C.METRIC_NAME_SEPARATOR.join((C.OVERALL_CATEGORIES_KEY, "precision", "5")),
+)
+KEEP_CHOICES = ("best", "last")
+STEP_KEYS = ("loss", *TRIPLET_LOG_KEYS)  # what every training step reports, averaged per epoch in the history
 CANCELLED = "Cancelled by the user."
 
 CancelFlag = threading.Event | Callable[[], bool]
@@ -69,6 +81,8 @@ class TrainingSettings:
     num_workers: int = 0
     eval_batch_size: int = 32
     seed: int = 0
+    select_by: str = VAL_CMC_1  # the validation metric (higher is better) that picks the epoch to keep
+    keep: str = "best"  # one of KEEP_CHOICES: the best epoch by `select_by` (epoch 0 included), or the last one
 
     def __post_init__(self) -> None:
         """The one validation of training settings (app, CLI and Python alike): every field is checked and
@@ -90,6 +104,11 @@ class TrainingSettings:
         self.num_workers = check_count("num_workers", self.num_workers, 0)
         self.eval_batch_size = check_count("eval_batch_size", self.eval_batch_size, 1)
         self.seed = check_count("seed", self.seed, 0)
+        self.keep = check_choice("keep", self.keep, KEEP_CHOICES)
+        if not isinstance(self.select_by, str) or self.select_by.count(C.METRIC_NAME_SEPARATOR) != 2:
+            raise InputError(
+                f"select_by must be a validation metric such as {', '.join(SELECTABLE_METRICS)}, got {self.select_by!r}."
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,34 +116,71 @@ class TrainingSettings:
 
 @dataclass
 class EpochRecord:
-    """One row of the training history."""
+    """One row of the training history: epoch 0 is the validation before training (no loss yet)."""
 
     epoch: int
-    loss: float
-    active_tri: float
-    pos_dist: float
-    neg_dist: float
+    loss: float | None
+    active_tri: float | None
+    pos_dist: float | None
+    neg_dist: float | None
     val_cmc_1: float | None
     val_map_5: float | None
     seconds: float
 
 
 @dataclass
+class BatchRecord:
+    """One training step: its loss and triplet statistics; `position` is in epochs (epoch 1's last batch: 1.0)."""
+
+    epoch: int
+    batch: int
+    n_batches: int
+    position: float
+    loss: float
+    active_tri: float
+    pos_dist: float
+    neg_dist: float
+
+
+@dataclass
 class TrainingResult:
     extractor: ViTExtractor
-    history: list[EpochRecord]
+    history: list[EpochRecord]  # epoch 0 (before training) first, then every completed epoch
     initial_metrics: dict[str, float] = field(default_factory=dict)  # validation before training
     final_metrics: dict[str, float] = field(default_factory=dict)  # validation of the returned weights
     stopped_reason: str | None = None  # None: all epochs ran
-    checkpoint_path: Path | None = None
+    checkpoint_path: Path | None = None  # holds the returned weights (those of `kept_epoch`)
+    kept_epoch: int = 0  # the epoch whose weights `extractor` ends with (0: the weights before training)
+    select_by: str = VAL_CMC_1
+    keep: str = "best"
+
+    @property
+    def epochs_done(self) -> int:
+        """How many training epochs completed (the history's rows after epoch 0)."""
+        return max(len(self.history) - 1, 0)
 
     def history_frame(self) -> pd.DataFrame:
         return history_frame(self.history)
 
+    def kept_summary(self) -> str:
+        """Which epoch's weights the run ended on and why, e.g. "using epoch 3 of 5 (best OVERALL/cmc/1 = 0.7100)"."""
+        value = self.final_metrics.get(self.select_by)
+        if value is None:
+            why = "the last: no validation data to choose by"
+        else:
+            why = f"{'best' if self.keep == 'best' else 'the last;'} {self.select_by} = {value:.4f}"
+        before = ", the weights before training: no epoch beat them" if self.kept_epoch == 0 else ""
+        return f"using epoch {self.kept_epoch} of {self.epochs_done} ({why}{before})"
+
 
 def history_frame(records: Sequence[EpochRecord]) -> pd.DataFrame:
-    """One row per finished epoch (also while training runs, before a `TrainingResult` exists)."""
+    """One row per validated epoch, epoch 0 first (also while training runs, before a `TrainingResult` exists)."""
     return pd.DataFrame([asdict(record) for record in records], columns=list(EpochRecord.__annotations__))
+
+
+def batches_frame(records: Sequence[BatchRecord]) -> pd.DataFrame:
+    """One row per training step, in order."""
+    return pd.DataFrame([asdict(record) for record in records], columns=list(BatchRecord.__annotations__))
 
 
 def make_miner(settings: TrainingSettings) -> TripletsMiner:
@@ -186,6 +242,117 @@ def _headline(metrics: dict[str, float], key: str) -> float | None:
     return None if value is None or np.isnan(value) else float(value)
 
 
+class _KeptWeights:
+    """The weights a run ends on: the best epoch so far by `settings.select_by` (ties keep the earlier one,
+    epoch 0 included), or the latest epoch with `keep="last"` or without validation data."""
+
+    def __init__(self, extractor: ViTExtractor, metrics: dict[str, float], settings: TrainingSettings):
+        if metrics and settings.select_by not in metrics:
+            raise InputError(
+                f"select_by {settings.select_by!r} is not a validation metric of this data: choose one of "
+                f"{', '.join(sorted(metrics))}."
+            )
+        self.settings = settings
+        self.by_last = settings.keep == "last" or not metrics
+        self._take(extractor, 0, metrics)
+
+    def _take(self, extractor: ViTExtractor, epoch: int, metrics: dict[str, float]) -> None:
+        self.state = copy.deepcopy(extractor.state_dict())
+        self.epoch, self.metrics = epoch, metrics
+
+    def _value(self, metrics: dict[str, float]) -> float:
+        value = _headline(metrics, self.settings.select_by)
+        return -np.inf if value is None else value
+
+    def offer(self, extractor: ViTExtractor, epoch: int, metrics: dict[str, float]) -> None:
+        """The weights at the end of `epoch`, kept when they are the last wanted or better than the kept ones."""
+        if self.by_last or self._value(metrics) > self._value(self.metrics):
+            self._take(extractor, epoch, metrics)
+
+    def restore(self, extractor: ViTExtractor, result: TrainingResult) -> None:
+        """Put the kept weights back into `extractor` and say so in `result`."""
+        extractor.load_state_dict(self.state)
+        result.kept_epoch, result.final_metrics = self.epoch, self.metrics
+
+    def save(self, extractor: ViTExtractor, path: str | Path, epochs_done: int) -> Path:
+        """Write the kept weights as `extractor`'s checkpoint (its own weights are left as they are)."""
+        holder = extractor
+        if self.epoch != epochs_done:  # `extractor` holds later weights than the kept ones
+            holder = copy.deepcopy(extractor)
+            holder.load_state_dict(self.state)
+        training = {**self.settings.to_dict(), "epochs_done": epochs_done, "epoch_in_use": self.epoch}
+        return holder.save(path, training=training, metrics=self.metrics)
+
+
+def _validation_phase(progress: Progress | None, fraction: float, phase: str) -> Progress | None:
+    """`progress` for one validation: the run's fraction stays put, the message names the phase and the step."""
+    if progress is None:
+        return None
+    progress(fraction, phase)
+    return lambda _, step: progress(fraction, f"{phase} ({step})")
+
+
+def _epoch_record(
+    epoch: int, sums: dict[str, float], n_batches: int, metrics: dict[str, float], started: float
+) -> EpochRecord:
+    """The history row of `epoch` from its summed batch statistics and its validation."""
+    means = {key: value / n_batches for key, value in sums.items()} if n_batches else dict.fromkeys(sums)
+    return EpochRecord(
+        epoch=epoch,
+        **means,
+        val_cmc_1=_headline(metrics, VAL_CMC_1),
+        val_map_5=_headline(metrics, VAL_MAP_5),
+        seconds=time.perf_counter() - started,
+    )
+
+
+@dataclass(frozen=True)
+class _RunHooks:
+    """What a training step reports to and checks: the settings, progress, the per-batch callback and cancel."""
+
+    settings: TrainingSettings
+    progress: Progress | None
+    on_batch_end: Callable[[BatchRecord], None] | None
+    cancel: CancelFlag | None
+
+
+def _train_epoch(
+    extractor: ViTExtractor,
+    loader: DataLoader,
+    criterion: TripletLossWithMiner,
+    optimizer: torch.optim.Optimizer,
+    epoch: int,
+    run: _RunHooks,
+) -> tuple[dict[str, float], str | None]:
+    """One pass over `loader`: the summed step statistics, and why it stopped early (None: it did not)."""
+    extractor.train()
+    sums = dict.fromkeys(STEP_KEYS, 0.0)
+    n_batches, n_epochs = len(loader), run.settings.epochs
+    for step, batch in enumerate(loader, start=1):
+        if _is_cancelled(run.cancel):
+            return sums, f"{CANCELLED} Stopped in epoch {epoch}."
+        loss = criterion(extractor(batch[C.INPUT_TENSORS_KEY]), batch[C.LABELS_KEY])
+        try:
+            check_finite_loss(loss, f"epoch {epoch}, batch {step}")
+        except NonFiniteLossError as error:
+            return sums, f"{error} Training stopped in epoch {epoch}."
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        logs = {key: criterion.last_logs[key] for key in TRIPLET_LOG_KEYS}
+        record = BatchRecord(epoch, step, n_batches, epoch - 1 + step / n_batches, float(loss.detach()), **logs)
+        for key in sums:
+            sums[key] += getattr(record, key)
+        if run.on_batch_end is not None:
+            run.on_batch_end(record)
+        report(
+            run.progress,
+            ((epoch - 1) * n_batches + step) / (n_epochs * n_batches),
+            f"epoch {epoch}/{n_epochs}, batch {step}/{n_batches}, loss {record.loss:.4f}",
+        )
+    return sums, None
+
+
 def train_extractor(
     extractor: ViTExtractor,
     train_data: DatasetWithLabels | pd.DataFrame,
@@ -195,17 +362,20 @@ def train_extractor(
     settings: TrainingSettings | None = None,
     progress: Progress | None = None,
     on_epoch_end: Callable[[EpochRecord], None] | None = None,
+    on_batch_end: Callable[[BatchRecord], None] | None = None,
     cancel: CancelFlag | None = None,
     checkpoint_path: str | Path | None = None,
 ) -> TrainingResult:
-    """Train `extractor` in place with a mined triplet loss on balanced batches; validate after every epoch.
+    """Train `extractor` in place with a mined triplet loss on balanced batches; validate before training and
+    after every epoch, and end on the kept epoch's weights (`settings.keep`, `settings.select_by`).
 
     `train_data` / `val_data` are datasets, or OML DataFrames (one split each) read relative to `dataset_root`
     with the model's transforms (augmented for training when `settings.augment`). `progress(fraction, message)`
-    is called per batch, `on_epoch_end(record)` per epoch; `cancel` (an Event or a callable) is checked between
-    batches. With `checkpoint_path`, a checkpoint is written atomically after every completed epoch. A cancel or
-    a NaN/inf loss stops training and restores the weights of the last completed epoch, the ones the checkpoint on
-    disk, `history[-1]` and `final_metrics` describe.
+    names the phase (validating before training, epoch k/n and its batch, validating after epoch k);
+    `on_batch_end(record)` is called per step and `on_epoch_end(record)` per validation, epoch 0 first; `cancel`
+    (an Event or a callable) is checked between batches. With `checkpoint_path`, the kept weights are written
+    atomically after every completed epoch. A cancel or a NaN/inf loss stops training; the run then also ends on
+    the kept weights of the epochs completed, the ones the checkpoint on disk and `final_metrics` describe.
     """
     settings = settings or TrainingSettings()
     torch.manual_seed(settings.seed)
@@ -215,61 +385,37 @@ def train_extractor(
     loader = DataLoader(train_dataset, batch_sampler=sampler, num_workers=settings.num_workers)
     criterion = TripletLossWithMiner(margin=settings.margin, miner=make_miner(settings), need_logs=True)
     optimizer = make_optimizer(settings, extractor.parameters())
+    n_batches = len(loader)
+    run = _RunHooks(settings, progress, on_batch_end, cancel)
 
-    def validate() -> dict[str, float]:
+    def validate(phase: str, fraction: float) -> dict[str, float]:
         if val_dataset is None:
             return {}
-        return evaluate_extractor(extractor, val_dataset, settings.eval_batch_size, settings.num_workers).metrics_flat
+        images = f"{len(val_dataset.get_query_ids())} queries, {len(val_dataset.get_gallery_ids())} gallery images"
+        step_progress = _validation_phase(progress, fraction, f"{phase}: {images}")
+        return evaluate_extractor(
+            extractor, val_dataset, settings.eval_batch_size, settings.num_workers, step_progress
+        ).metrics_flat
 
-    result = TrainingResult(extractor=extractor, history=[], initial_metrics=validate())
-    result.final_metrics = result.initial_metrics
-    last_good_state = copy.deepcopy(extractor.state_dict())
-    n_batches = len(loader)
+    started = time.perf_counter()
+    initial = validate("validating before training", 0.0)
+    kept = _KeptWeights(extractor, initial, settings)
+    result = TrainingResult(extractor, [], initial, initial, select_by=settings.select_by, keep=settings.keep)
+    result.history.append(_epoch_record(0, dict.fromkeys(STEP_KEYS), 0, initial, started))
+    if on_epoch_end is not None:
+        on_epoch_end(result.history[0])
     for epoch in range(1, settings.epochs + 1):
         started = time.perf_counter()
-        extractor.train()
-        sums = dict.fromkeys(("loss", *TRIPLET_LOG_KEYS), 0.0)
-        for step, batch in enumerate(loader, start=1):
-            if _is_cancelled(cancel):
-                extractor.load_state_dict(last_good_state)
-                result.stopped_reason = f"{CANCELLED} Weights are those of the end of epoch {epoch - 1}."
-                break
-            loss = criterion(extractor(batch[C.INPUT_TENSORS_KEY]), batch[C.LABELS_KEY])
-            try:
-                check_finite_loss(loss, f"epoch {epoch}, batch {step}")
-            except NonFiniteLossError as error:
-                extractor.load_state_dict(last_good_state)
-                result.stopped_reason = f"{error} Weights were restored to the end of epoch {epoch - 1}."
-                break
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_value = float(loss.detach())
-            sums["loss"] += loss_value
-            for key in TRIPLET_LOG_KEYS:
-                sums[key] += criterion.last_logs[key]
-            if progress is not None:
-                progress(
-                    ((epoch - 1) * n_batches + step) / (settings.epochs * n_batches),
-                    f"Epoch {epoch}/{settings.epochs}, batch {step}/{n_batches}, loss {loss_value:.4f}",
-                )
+        sums, result.stopped_reason = _train_epoch(extractor, loader, criterion, optimizer, epoch, run)
         if result.stopped_reason is not None:
             break
-        metrics = validate()
-        result.final_metrics = metrics
-        record = EpochRecord(
-            epoch=epoch,
-            **{key: value / max(n_batches, 1) for key, value in sums.items()},
-            val_cmc_1=_headline(metrics, VAL_CMC_1),
-            val_map_5=_headline(metrics, VAL_MAP_5),
-            seconds=time.perf_counter() - started,
-        )
-        result.history.append(record)
-        last_good_state = copy.deepcopy(extractor.state_dict())
+        metrics = validate(f"validating after epoch {epoch}", epoch / settings.epochs)
+        result.history.append(_epoch_record(epoch, sums, n_batches, metrics, started))
+        kept.offer(extractor, epoch, metrics)
         if checkpoint_path is not None:
-            training = {**settings.to_dict(), "epochs_done": epoch}
-            result.checkpoint_path = extractor.save(checkpoint_path, training=training, metrics=metrics)
+            result.checkpoint_path = kept.save(extractor, checkpoint_path, epoch)
         if on_epoch_end is not None:
-            on_epoch_end(record)
+            on_epoch_end(result.history[-1])
+    kept.restore(extractor, result)
     extractor.eval()
     return result

@@ -243,6 +243,7 @@ def _wire_training(session: gr.State, page: Page) -> None:
         tab.run_views(),
         inputs_kwargs={**tab.settings, **tab.selection},
         show_progress_on=[tab.status],
+        api_name="train_tab",  # private; `/train` is the scriptable run below
         api_visibility="private",
         **training_jobs,
     )

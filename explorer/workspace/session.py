@@ -100,12 +100,12 @@ class WorkspaceSession:
         self._start_job("training", keep_pending_cancel=True)  # held until the worker ends
         epochs: list[EpochRecord] = []
         batches: list[BatchRecord] = []
-        phase = ["starting"]
+        phase = ["starting", 0.0]  # the run's latest progress message and fraction done
         outcome: list[TrainingResult | BaseException] = []
         checkpoint = self.files.new_folder(CHECKPOINTS) / "trained.safetensors"
 
         def report(fraction: float, message: str) -> None:
-            phase[0] = message
+            phase[:] = message, fraction
             if progress is not None:
                 progress(fraction, message)
 
@@ -131,7 +131,8 @@ class WorkspaceSession:
                 worker.join(timeout=0.5)
                 if (len(epochs), len(batches), phase[0]) != shown and worker.is_alive():
                     shown = (len(epochs), len(batches), phase[0])
-                    yield TrainingUpdate(history_frame(epochs[:]), batches_frame(batches[:]), f"Training: {phase[0]}.")
+                    status = f"Training: {phase[0]} · {phase[1]:.0%} done."
+                    yield TrainingUpdate(history_frame(epochs[:]), batches_frame(batches[:]), status)
         finally:
             if worker.is_alive():  # the caller stopped listening (tab closed, event cancelled): stop the run too
                 self._cancel.set()

@@ -27,16 +27,40 @@ def metrics_frame(flat: dict[str, float]) -> pd.DataFrame:
     )
 
 
-def training_curves(history: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Long-form (epoch, series, value) frames of the four training charts: loss, active triplets,
-    positive/negative distance, validation cmc@1/map@5."""
+TRAINING_CHARTS = ("loss", "active triplets", "positive / negative distance", "validation cmc@1 / map@5")
+
+
+def training_curves(history: pd.DataFrame, batches: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Long-form (epoch, series, value) frames of the four training charts, keyed by `TRAINING_CHARTS`: loss and
+    active triplets per batch (at their position in epochs) and per epoch (the mean), positive / negative distance
+    per epoch, validation cmc@1 / map@5 per epoch with epoch 0 (before training) first."""
     names = {"val_cmc_1": "cmc@1", "val_map_5": "map@5"}
 
-    def long(columns: list[str]) -> pd.DataFrame:
-        frame = history.melt(id_vars="epoch", value_vars=columns, var_name="series", value_name="value").dropna()
-        return frame.assign(series=frame["series"].replace(names), value=frame["value"].astype(float))
+    def long(frame: pd.DataFrame, x: str, columns: list[str], series: dict[str, str]) -> pd.DataFrame:
+        rows = (
+            frame[[x, *columns]]
+            .rename(columns={x: "epoch"})
+            .melt(id_vars="epoch", value_vars=columns, var_name="series", value_name="value")
+        )
+        rows = rows.dropna(subset=["value"])
+        return rows.assign(series=rows["series"].replace(series), value=rows["value"].astype(float))
 
-    return long(["loss"]), long(["active_tri"]), long(["pos_dist", "neg_dist"]), long(["val_cmc_1", "val_map_5"])
+    def per_batch_and_epoch(column: str) -> pd.DataFrame:
+        return pd.concat(
+            [
+                long(batches, "position", [column], {column: "per batch"}),
+                long(history, "epoch", [column], {column: "epoch mean"}),
+            ],
+            ignore_index=True,
+        )
+
+    loss, active, distance, validation = TRAINING_CHARTS
+    return {
+        loss: per_batch_and_epoch("loss"),
+        active: per_batch_and_epoch("active_tri"),
+        distance: long(history, "epoch", ["pos_dist", "neg_dist"], {}),
+        validation: long(history, "epoch", ["val_cmc_1", "val_map_5"], names),
+    }
 
 
 def query_table(items: ItemIndex, query_ids: Sequence[int]) -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""The Compare tab: the extractor before the last training run against the trained one on the same queries."""
+"""The Compare tab: the extractor before the last training run against the one in use (the trained one, or the
+same one after Revert) on the same queries."""
 
 from __future__ import annotations
 
@@ -31,18 +32,21 @@ class CompareTab:
 
 
 def _side_by_side(label: str, elem_id: str) -> gr.Image:
-    """A picture of queries, base (left) against trained (right)."""
-    return gr.Image(type="pil", label=f"{label}: base (left) vs trained (right)", format="png", elem_id=elem_id)
+    """A picture of queries, base (left) against the extractor in use (right)."""
+    return gr.Image(type="pil", label=f"{label}: base (left) vs in use (right)", format="png", elem_id=elem_id)
 
 
 def build_compare_tab(views: PageViews) -> CompareTab:
     """The tab, its controls at the metric and row length of `views`."""
     with gr.Tab("Compare", id="compare"):
-        gr.Markdown("The extractor before the last training run (base) against the trained one, on the same queries.")
+        gr.Markdown(
+            "The extractor before the last training run (base) against the one in use (trained, or the base again "
+            "after Revert on the Train tab), on the same queries."
+        )
         with gr.Row():
             choice = query_choice(views, "per-query metric", n_queries=3)
             run = gr.Button("Compare", variant="primary", elem_id="compare-run")
-        deltas = gr.Dataframe(label="Metric deltas (trained − base)", interactive=False, elem_id="compare-deltas")
+        deltas = gr.Dataframe(label="Metric deltas (in use − base)", interactive=False, elem_id="compare-deltas")
         improved_table = gr.Dataframe(
             label="Most improved queries", interactive=False, elem_id="compare-improved-table"
         )
