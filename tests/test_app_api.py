@@ -92,7 +92,7 @@ def test_projection_pca_coloured_by_label_has_every_item(client, workspace):
     traces = json.loads(plot)["data"]
     item_ids = sorted(int(i) for trace in traces for i in _plotly_array(trace["customdata"]))
     assert item_ids == list(range(len(workspace.df)))
-    assert {trace["name"] for trace in traces} == {str(label) for label in workspace.df["label"].unique()}
+    assert {trace["name"] for trace in traces} == set(workspace.label_table()["label"])  # "name (number)"
 
 
 def test_projection_bad_method_or_colouring_names_the_choices(client):

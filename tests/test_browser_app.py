@@ -14,6 +14,7 @@ from tiny_workspace import build_tiny_workspace, serve_app
 
 from explorer import const as C
 from explorer.ui.plotly_click import plotly_js_url
+from explorer.workspace.exploration import label_choice
 
 pytestmark = pytest.mark.browser
 TIMEOUT_MS = 60_000
@@ -68,11 +69,13 @@ def test_page_loads_with_metrics_and_pictures_ready(page, served):
     page.wait_for_function("() => document.querySelector('#query-grid img')?.naturalWidth > 0", timeout=TIMEOUT_MS)
 
 
-def test_choosing_query_ids_and_n_instances_shows_their_grid(page):
+def test_choosing_query_ids_and_n_instances_shows_their_grid(page, served):
+    _, workspace = served
     _open_tab(page, "Queries")
     old = _image_source(page, "query-grid")
     old_height = page.evaluate("() => document.querySelector('#query-grid img').naturalHeight")
-    page.locator("#query-ids textarea, #query-ids input").first.fill("1, 4, 5, 9")
+    four = ", ".join(str(i) for i in workspace.items.query_items[[1, 4, 5, 9]])  # item ids of four queries
+    page.locator("#query-ids textarea, #query-ids input").first.fill(four)
     page.locator("#query-instances input[type=number]").fill("3")
     page.locator("#query-show").click()
     _wait_new_image(page, "query-grid", old)
@@ -85,23 +88,23 @@ def test_bad_query_ids_show_the_message_and_the_page_keeps_working(page, served)
     _open_tab(page, "Queries")
     page.locator("#query-ids textarea, #query-ids input").first.fill("999")
     page.locator("#query-show").click()
-    page.get_by_text(f"valid ids are 0..{workspace.n_queries - 1}").first.wait_for(timeout=TIMEOUT_MS)
+    page.get_by_text(f"this dataset has {len(workspace.df)} items (0..{len(workspace.df) - 1})").first.wait_for(
+        timeout=TIMEOUT_MS
+    )
 
 
-def test_worst_queries_render_and_a_row_click_opens_that_query(page):
+def test_worst_queries_render_and_a_row_click_opens_that_query_in_the_same_tab(page):
     _open_tab(page, "Worst queries")
     old = _image_source(page, "worst-grid")
     page.locator("#worst-count input[type=number]").fill("2")
     page.locator("#worst-show").click()
     _wait_new_image(page, "worst-grid", old)
-    first_id = _cell(page, "worst-table", 0, 0).inner_text().strip()
+    first_id = _cell(page, "worst-table", 0, 0).inner_text().strip()  # an item id
     _cell(page, "worst-table", 0, 1).click()
-    page.wait_for_function(
-        "expected => { const box = document.querySelector('#query-ids textarea, #query-ids input');"
-        " return box && box.value === expected && box.offsetParent !== null; }",
-        arg=first_id,
-        timeout=TIMEOUT_MS,
-    )
+    _wait_new_image(page, "worst-item-row", None)
+    assert page.locator("#worst-item-row").is_visible()  # the row opens here: the user keeps their place
+    assert page.locator("#worst-grid").is_visible()
+    assert page.locator("#worst-item-row-id input").input_value() == first_id
 
 
 def test_clicking_a_projection_point_opens_its_retrieval_row(page, served):
@@ -134,7 +137,8 @@ def test_uploading_an_image_searches_the_gallery(page, served):
     _wait_new_image(page, "search-result", None)
     _cell(page, "search-table", 0, 1).wait_for(timeout=TIMEOUT_MS)
     assert _cell(page, "search-table", 0, 1).inner_text().strip() == str(row)  # nearest: the uploaded image itself
-    assert _cell(page, "search-table", 0, 2).inner_text().strip() == str(workspace.df[C.LABELS_COLUMN].iloc[row])
+    label = workspace.df[C.LABELS_COLUMN].iloc[row]
+    assert _cell(page, "search-table", 0, 2).inner_text().strip() == label_choice(workspace.items, label)
 
 
 # -- the features that change a session's data, model or extractor ----------------------------------------------

@@ -80,7 +80,7 @@ class Page:
             self.worst.grid: attrgetter("worst_grid"),
             self.worst.table: attrgetter("worst_table"),
             self.embeddings.plot: attrgetter("projection"),
-            self.embeddings.label: _label_choice,
+            self.embeddings.label: lambda views: gr.Dropdown(choices=["", *views.label_choices], value=""),
             self.embeddings.label_list: attrgetter("label_table"),
             self.embeddings.selection.item_ids: lambda views: [],  # the selected items may not exist any more
             self.embeddings.selection.grid: lambda views: None,

@@ -110,7 +110,9 @@ class ItemPanel:
 def item_panel(elem_id: str) -> ItemPanel:
     """The panel: the item id box and the neighbours scope side by side, its row below (tiles clickable)."""
     with gr.Row():
-        item_id = gr.Number(None, precision=0, minimum=0, label="item id (a row of the dataset table)", scale=1)
+        item_id = gr.Number(
+            None, precision=0, minimum=0, label="item id (a row of the dataset table)", scale=1, elem_id=f"{elem_id}-id"
+        )
         scope = gr.Radio(list(NEIGHBOUR_SCOPES), value=NEIGHBOUR_SCOPES[0], label="neighbours among", scale=2)
     row = grid_image(elem_id=elem_id)
     return ItemPanel(item_id, scope, row)

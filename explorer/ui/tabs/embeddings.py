@@ -66,7 +66,9 @@ def build_embeddings_tab(views: PageViews) -> EmbeddingsTab:
         with gr.Row():
             method = gr.Radio(list(PROJECTION_METHODS), value=DEFAULT_METHOD, label="method")
             color_by = gr.Dropdown(list(COLOR_BY_CHOICES), value=DEFAULT_COLOR_BY, label="colour by")
-            label = gr.Dropdown(views.label_choices, value=None, label="only this label", elem_id="embeddings-label")
+            label = gr.Dropdown(  # "" (all labels) is the API's default of `/projection`'s label
+                ["", *views.label_choices], value="", label="only this label", elem_id="embeddings-label"
+            )
             show = gr.Button("Show", variant="primary")
         gr.Markdown(
             "Hover a point for its image, label, id and file; **click it** for its retrieval row below; **box or "
