@@ -8,6 +8,7 @@ from torch import nn
 
 from explorer.errors import InputError
 from explorer.training.recipe import (
+    OWN_PARAMETERS,
     FineTuneRecipe,
     backbone_stages,
     batchnorm_layers,
@@ -15,6 +16,7 @@ from explorer.training.recipe import (
     freeze_early_stages,
     parameter_groups,
     prepare_fine_tuning,
+    stages_to_freeze,
     warmup_cosine_lambda,
 )
 
@@ -59,6 +61,26 @@ def test_stages_of_a_timm_resnet() -> None:
     timm = pytest.importorskip("timm")
     model = timm.create_model("resnet18", pretrained=False, num_classes=0)
     assert [name for name, _ in backbone_stages(model)] == ["conv1", "bn1", "layer1", "layer2", "layer3", "layer4"]
+
+
+def test_stages_to_freeze_by_parameter_fraction() -> None:
+    model = Wrapper()
+    sizes = [sum(p.numel() for p in module.parameters()) for _, module in backbone_stages(model)]
+    total = sum(sizes)
+    assert stages_to_freeze(model, 0.0) == 0
+    assert stages_to_freeze(model, (sizes[0] + sizes[1]) / total) == 2
+    assert stages_to_freeze(model, 0.999) == len(sizes) - 1  # the last stage always trains
+
+
+def test_backbone_own_parameters_are_a_stage() -> None:
+    timm = pytest.importorskip("timm")
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0, depth=2, img_size=32)
+    stages = backbone_stages(model)
+    assert stages[0][0] == OWN_PARAMETERS
+    staged = {id(p) for _, module in stages for p in module.parameters()}
+    assert staged == {id(p) for p in model.parameters()}  # every parameter in exactly one stage
+    groups = parameter_groups(model, lr=1e-3)
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
 
 
 def test_batchnorm_statistics_stay_frozen_through_train_calls() -> None:

@@ -28,7 +28,7 @@ from explorer.errors import InputError
 
 BATCHNORM_TYPES = (nn.modules.batchnorm._BatchNorm,)
 STAGE_CONTAINER_NAMES = ("blocks", "layers", "stages", "features")  # timm's names for the sequence of stages
-RESNET_STAGE_NAMES = ("layer1", "layer2", "layer3", "layer4")
+OWN_PARAMETERS = "(own parameters)"  # the stage name of parameters held by the backbone itself, not a child
 
 
 def batchnorm_layers(model: nn.Module) -> list[nn.Module]:
@@ -79,10 +79,14 @@ def backbone_stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
     Top-level children are stages, except a container of blocks (`blocks`, `layers`, `stages`, `features`: timm's
     EfficientNet / MobileNet, ViT, ConvNeXt, ...) whose children are each a stage. ResNet's layer1..layer4 are
-    top-level children already. Order is the registration order, which timm keeps as the forward order.
+    top-level children already. Order is the registration order, which timm keeps as the forward order; parameters
+    of the backbone itself (a ViT's position embedding) come first, as stage `OWN_PARAMETERS`.
     """
     backbone = backbone_of(model)
     stages: list[tuple[str, nn.Module]] = []
+    own = list(backbone.parameters(recurse=False))  # e.g. a ViT's cls_token and pos_embed: input side
+    if own:
+        stages.append((OWN_PARAMETERS, nn.ParameterList(own)))
     for name, child in backbone.named_children():
         children = list(child.named_children())
         if name in STAGE_CONTAINER_NAMES and len(children) > 1:
@@ -108,6 +112,24 @@ def freeze_early_stages(model: nn.Module, n_stages: int) -> list[str]:
         for parameter in module.parameters():
             parameter.requires_grad_(False)
     return [name for name, _ in stages[:n_stages]]
+
+
+def stages_to_freeze(model: nn.Module, parameter_fraction: float = 0.02) -> int:
+    """How many leading stages hold at most `parameter_fraction` of the backbone's parameters: a size-free rule for
+    `freeze_early_stages` that freezes the stem and the high-resolution stages (few parameters, most of the compute).
+    With 0.02: EfficientNet-Lite0 stem + blocks 0-2 (1.7%), ResNet-18 conv1 + layer1, ConvNeXt-T stem + stages.0,
+    ViT-S the position and patch embeddings. With 0.25: Lite0 up to blocks 4 (21%), training blocks 5-6 and head."""
+    if not 0 <= parameter_fraction < 1:
+        raise InputError(f"parameter_fraction must be in [0, 1), got {parameter_fraction}.")
+    stages = backbone_stages(model)
+    sizes = [sum(p.numel() for p in module.parameters()) for _, module in stages]
+    budget, frozen, cumulative = parameter_fraction * sum(sizes), 0, 0
+    for size in sizes[:-1]:  # the last stage always trains
+        cumulative += size
+        if cumulative > budget:
+            break
+        frozen += 1
+    return frozen
 
 
 def parameter_groups(model: nn.Module, lr: float, layer_decay: float = 1.0, weight_decay: float = 0.0) -> list[dict]:
