@@ -15,6 +15,7 @@ from tiny_workspace import build_tiny_workspace, serve_app
 from explorer import const as C
 from explorer.ui.plotly_click import plotly_js_url
 from explorer.workspace.exploration import label_choice
+from explorer.workspace.files import sessions_folder
 
 pytestmark = pytest.mark.browser
 TIMEOUT_MS = 60_000
@@ -270,7 +271,7 @@ def test_the_app_serves_no_arbitrary_files(page, served):
 
 def test_a_sessions_files_are_removed_when_its_page_closes(served, browser):
     url, workspace = served
-    sessions = workspace.cache_dir / "sessions"
+    sessions = sessions_folder(workspace.cache_dir)
     before = set(sessions.iterdir()) if sessions.exists() else set()
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(url)

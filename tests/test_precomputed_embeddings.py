@@ -70,7 +70,8 @@ def test_a_workspace_explores_precomputed_embeddings_without_a_model(shared, tmp
     workspace = session.workspace
     assert workspace.extractor is None and "embeddings from mine.npy" in workspace.describe()
     assert workspace.evaluation().metrics_flat == pytest.approx(shared.evaluation().metrics_flat)
-    assert np.array_equal(np.asarray(workspace.query_grid([0], 3)), np.asarray(shared.query_grid([0], 3)))
+    first = [int(shared.items.query_items[0])]
+    assert np.array_equal(np.asarray(workspace.query_grid(first, 3)), np.asarray(shared.query_grid(first, 3)))
     assert workspace.projection("pca", "label") is not None
     with pytest.raises(InputError, match="Search by image needs the model that computed these embeddings"):
         workspace.search(shared.items.paths[0], 3)

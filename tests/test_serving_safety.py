@@ -19,7 +19,7 @@ from tiny_workspace import TINY_MODEL, build_tiny_workspace
 from explorer import const as C
 from explorer.errors import InputError
 from explorer.workspace import WorkspaceSession
-from explorer.workspace.files import SessionFiles, sweep_stale_files
+from explorer.workspace.files import SessionFiles, sessions_folder, sweep_stale_files
 from explorer.workspace.policy import ServingPolicy
 from explorer.workspace.session import Cancelled
 
@@ -126,12 +126,13 @@ def test_a_failed_load_keeps_the_previous_state_fully_working(session, public, t
     broken.write_bytes(b"\x89PNG but not really")  # passes validation (the file exists), fails when embedded
     images = {"a.png": Path(public.items.paths[0]), "b.png": Path(public.items.paths[1]), "c.png": broken}
     archive = _zip_csv(tmp_path / "broken.zip", _oml_csv(list(images)), images)
-    before = session.workspace.query_grid([0], 3)
+    first = [int(public.items.query_items[0])]
+    before = session.workspace.query_grid(first, 3)
     with pytest.raises(InputError, match="c.png"):
         session.load_uploaded_zip(archive)
     workspace = session.workspace
     assert workspace.dataset.name == public.dataset.name
-    assert np.array_equal(np.asarray(workspace.query_grid([0], 3)), np.asarray(before))
+    assert np.array_equal(np.asarray(workspace.query_grid(first, 3)), np.asarray(before))
     assert len(workspace.metrics_table()) > 0 and workspace.projection("pca", "label") is not None
     assert not any((session.files.root / "uploads").iterdir())  # the failed upload's folder is gone
 
@@ -187,7 +188,7 @@ def test_downloads_are_pruned_to_the_newest_few(tmp_path):
 
 
 def test_start_up_sweeps_stale_session_folders_and_temp_files(tmp_path):
-    stale_session = tmp_path / "sessions" / "abc" / "uploads" / "x"
+    stale_session = sessions_folder(tmp_path) / "abc" / "uploads" / "x"
     stale_session.mkdir(parents=True)
     old_tmp = tmp_path / "embeddings" / ".cache.safetensors.123.tmp"
     old_tmp.parent.mkdir()
@@ -196,7 +197,7 @@ def test_start_up_sweeps_stale_session_folders_and_temp_files(tmp_path):
     fresh_tmp = tmp_path / "embeddings" / ".other.safetensors.456.tmp"  # another process may be writing it
     fresh_tmp.write_bytes(b"being written")
     assert sweep_stale_files(tmp_path) == 2
-    assert not (tmp_path / "sessions" / "abc").exists() and not old_tmp.exists() and fresh_tmp.exists()
+    assert not (sessions_folder(tmp_path) / "abc").exists() and not old_tmp.exists() and fresh_tmp.exists()
 
 
 # -- exports and messages hold no server folder ---------------------------------------------------------------
@@ -250,3 +251,11 @@ def test_public_mode_caps_files_sent_to_the_app():
 
     assert launch_options(ServingPolicy.for_public())["max_file_size"] == "256mb"
     assert launch_options()["max_file_size"] == "500mb"
+
+
+def test_session_files_live_in_the_temp_folder_gradio_serves_from_whatever_the_cache(tmp_path):
+    import tempfile
+
+    files = SessionFiles(Path.home() / ".cache" / "somewhere")  # a cache outside the temp folder, as by default
+    assert files.root.is_relative_to(tempfile.gettempdir())
+    assert sessions_folder(tmp_path / "a") != sessions_folder(tmp_path / "b")  # two apps never sweep each other

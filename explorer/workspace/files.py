@@ -8,7 +8,9 @@ first, so removing ours never breaks a download in flight.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -26,7 +28,7 @@ class SessionFiles:
     """A folder `<cache>/sessions/<random id>/` created on first use and removed by `close()`."""
 
     def __init__(self, cache_dir: Path):
-        self.root = Path(cache_dir) / SESSIONS_FOLDER / uuid.uuid4().hex
+        self.root = sessions_folder(cache_dir) / uuid.uuid4().hex
         self._guard = threading.Lock()
         self._closed = False
 
@@ -84,13 +86,21 @@ def _folder_bytes(folder: Path) -> int:
     return total
 
 
+def sessions_folder(cache_dir: Path) -> Path:
+    """Where one app's sessions keep their files: in the system's temp folder (the only place besides the working
+    directory from which Gradio hands files to the browser), one folder per app cache so that two apps on one
+    machine never sweep each other's sessions."""
+    app = hashlib.sha1(str(Path(cache_dir).resolve()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"metric-learning-explorer-{app}" / SESSIONS_FOLDER
+
+
 def sweep_stale_files(cache_dir: Path, tmp_age_s: float = STALE_TMP_AGE_S) -> int:
     """At start-up: remove every session folder (no session outlives its process; `uploads` / `exports` are
     where earlier versions kept them) and temp files of interrupted atomic writes (`*.tmp`) older than
     `tmp_age_s` under the app cache. Returns how many entries were removed."""
     cache_dir = Path(cache_dir)
     removed = 0
-    for parent in (cache_dir / SESSIONS_FOLDER, cache_dir / UPLOADS, cache_dir / EXPORTS):
+    for parent in (sessions_folder(cache_dir), cache_dir / SESSIONS_FOLDER, cache_dir / UPLOADS, cache_dir / EXPORTS):
         for entry in parent.glob("*"):
             shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
             removed += 1
