@@ -482,3 +482,10 @@ def test_revert_restores_the_extractor_embeddings_and_metrics_before_training(sh
     assert own.evaluation().metrics_flat == shared.evaluation().metrics_flat
     result = own.compare("OVERALL/map/5", 3, 2)  # the extractor before the run against the one in use: the same
     assert (result.deltas["delta"] == 0).all() and result.improved.empty and result.regressed.empty
+
+
+def test_the_metrics_table_has_fnmr_at_fmr(shared):
+    table = shared.metrics_table()
+    fnmr = table[table["metric"] == "fnmr@fmr"]
+    assert fnmr["k"].tolist() == ["0.001", "0.01", "0.1"]
+    assert fnmr["value"].between(0, 1).all()

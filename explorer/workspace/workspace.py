@@ -87,6 +87,7 @@ APP_CACHE_ROOT = C.CACHE_ROOT / "app"
 DEFAULT_DATA = C.DEFAULT_DATA
 EMBED_BATCH_SIZE = 32
 LOCAL = ServingPolicy()
+FMR_VALUES = (0.001, 0.01, 0.1)  # fnmr@fmr shown in the Metrics tab (one streamed pass over the pairs)
 MAX_TABLE_ROWS = 1000  # rows of an analysis table shown at once
 MAX_REVIEW_ROWS = 10  # neighbour rows of suspected items drawn at once
 
@@ -425,6 +426,7 @@ class Workspace:
                 cmc_top_k=top_k,
                 precision_top_k=top_k,
                 map_top_k=top_k,
+                fmr_vals=FMR_VALUES,
             ),
         )
 
