@@ -17,6 +17,7 @@ from explorer.training.recipe import (
     parameter_groups,
     prepare_fine_tuning,
     stages_to_freeze,
+    unfreeze_all,
     warmup_cosine_lambda,
 )
 
@@ -123,6 +124,8 @@ def test_freeze_early_stages() -> None:
     assert all(p.requires_grad for p in model.model.blocks[1].parameters())
     with pytest.raises(InputError, match="n_stages"):
         freeze_early_stages(model, 5)  # all stages: nothing left to train
+    unfreeze_all(model)
+    assert all(p.requires_grad for p in model.parameters())
 
 
 def test_parameter_groups_decay_the_lr_towards_the_input() -> None:

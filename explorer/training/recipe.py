@@ -114,6 +114,13 @@ def freeze_early_stages(model: nn.Module, n_stages: int) -> list[str]:
     return [name for name, _ in stages[:n_stages]]
 
 
+def unfreeze_all(model: nn.Module) -> None:
+    """Undo `freeze_early_stages` / `freeze_batchnorm(freeze_affine=True)`: every parameter trainable again (call at
+    the end of a run so a later run or a Lightning module starts from a plain model)."""
+    for parameter in model.parameters():
+        parameter.requires_grad_(True)
+
+
 def stages_to_freeze(model: nn.Module, parameter_fraction: float = 0.02) -> int:
     """How many leading stages hold at most `parameter_fraction` of the backbone's parameters: a size-free rule for
     `freeze_early_stages` that freezes the stem and the high-resolution stages (few parameters, most of the compute).
