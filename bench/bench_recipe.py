@@ -17,8 +17,10 @@ Measured (shared 2-core CPU at load 9-13, 1 torch thread; seconds are training o
 - shapes, 96 px, tail3_ld (the proposed default: stem + blocks 0-2 frozen, BatchNorm statistics frozen, AdamW
   lr 3e-4 on the head with layer decay 0.7, 10% warm-up + cosine to 0.1, augmentation, margin 0.2, 6x4): cmc@1
   0.492 -> 0.542 (1 epoch), 0.622 (3), 0.682 (10), 0.781 (30, 422 s); +0.2 after ~6-9 epochs.
-- birds50, 224 px: no recipe measured here beats the pretrained 0.933 (normalised) by more than 0.003:
-  tail5_ld_noaug 0.936 (epoch 2) then 0.930 (6); tail5_ld_hi (lr 1e-3) 0.893 (6); tail3_ld 0.931 (3).
+- birds50, 224 px (pretrained, normalised: 0.933): tail3_ld 0.931 (3), 0.925 (6), 0.937 (9), 0.931 (12);
+  tail3_ld with lr=1e-4: 0.935 (3), 0.937 (6), 0.937 (9, 198 s); tail5_ld_noaug 0.936 (2), 0.930 (6);
+  tail5_ld_hi (lr 1e-3) 0.898 (3), 0.901 (12). Nothing here reaches +0.02.
+- digits, 224 px, tail3_ld: 0.842 -> 0.872 (5), 0.877 (10), 0.879 (20), 0.876 (30).
 
 Run: nice -n 10 .venv/bin/python bench/bench_recipe.py --data birds50 --recipes baseline_ft tail_bn --epochs 20
      nice -n 10 .venv/bin/python bench/bench_recipe.py --data shapes --image-size 96 --recipes default ...
