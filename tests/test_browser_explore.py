@@ -148,3 +148,35 @@ def test_a_label_filter_shows_the_queries_of_that_label(page, served):
         arg=expected,
         timeout=TIMEOUT_MS,
     )
+
+
+def test_a_confusions_row_click_shows_that_pairs_queries(page, served):
+    _, workspace = served
+    page.get_by_role("tab", name="Confusions", exact=True).click()
+    page.locator("#confusions-show").click()
+    first = page.locator("#confusions-table [data-testid=cell-0-0]")
+    first.wait_for(timeout=TIMEOUT_MS)
+    expected = workspace.confusions_table(1).iloc[0]
+    assert first.inner_text().strip() == str(expected.iloc[0])  # the query label, by name
+    page.locator("#confusions-heatmap .main-svg").first.wait_for(timeout=TIMEOUT_MS)
+    first.click()
+    _wait_image(page, "confusion-queries")
+
+
+def test_suspected_label_errors_show_ranked_rows_and_download_as_csv(page, served, tmp_path):
+    _, workspace = served
+    page.get_by_role("tab", name="Label errors", exact=True).click()
+    page.locator("#suspects-show").click()
+    first = page.locator("#suspects-table [data-testid=cell-0-0]")
+    first.wait_for(timeout=TIMEOUT_MS)
+    assert int(first.inner_text()) == int(workspace.suspected_errors(1).iloc[0, 0])  # the top item id
+    _wait_image(page, "suspects-rows-image")
+    page.locator("#suspects-download").click()
+    link = page.locator("#suspects-file a[download]").first
+    link.wait_for(timeout=TIMEOUT_MS)
+    with page.expect_download() as download:
+        link.click()
+    saved = tmp_path / "suspects.csv"
+    download.value.save_as(saved)
+    header = saved.read_text().splitlines()[0]
+    assert header.startswith(str(workspace.suspected_errors(1).columns[0]))
