@@ -336,3 +336,8 @@ def test_load_extractor_lets_allow_refuse_the_spec_before_anything_is_built():
     with pytest.raises(InputError, match="over this app's budget"):  # offline, building it would fail otherwise
         load_extractor(ModelChoice("vits16_dino", "pretrained"), allow=over_budget)
     assert [(spec.kind, spec.timm_arch) for spec in seen] == [("preset", "vit_small_patch16_224")]
+
+
+def test_random_weights_of_a_preset_are_described_by_its_architecture():
+    assert ModelChoice("efficientnet_lite0_imagenet", "random").describe() == "tf_efficientnet_lite0 (random weights)"
+    assert ModelChoice("efficientnet_lite0_imagenet", "pretrained").describe().startswith("efficientnet_lite0_imagenet")

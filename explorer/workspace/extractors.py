@@ -54,7 +54,10 @@ class ModelChoice:
             else f"{self.weights} weights"
         )
         size = f", {model.image_config.input_size} px" if model is not None else ""
-        return f"{self.name} ({source}{size})"
+        # Random weights of a preset are its architecture's random init: name the architecture, not the preset's
+        # pretrained weights.
+        name = self.spec().timm_arch if self.weights == "random" else self.name
+        return f"{name} ({source}{size})"
 
 
 @dataclass
