@@ -65,6 +65,14 @@ def test_hits_are_green_and_shown_ground_truth_is_not_repeated(scene):
     assert [t.lines for t in row[4:]] == [("GT id 74", "#4 · 10.000")]  # only gallery position 3 was missed
 
 
+def test_label_names_end_every_tiles_title_so_a_miss_says_what_came_instead(scene):
+    retrieval, paths = scene
+    names = ["heron", "gull", "gull", "heron", "heron"]
+    (row,) = build_retrieval_layout(retrieval, paths, n_instances=2, label_names=names).rows
+    assert [t.lines[-1] for t in row] == ["heron", "gull", "gull", "heron", "heron"]
+    assert row[1].lines == ("id 1", "#1 · 1.000", "gull")
+
+
 def test_a_query_without_ground_truth_is_framed_neutral_grey(tmp_path):
     paths = []
     for i in range(3):

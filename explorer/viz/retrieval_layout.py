@@ -56,11 +56,14 @@ def build_retrieval_layout(
     item_ids: Sequence[int] | None = None,
     n_gt_to_show: int = 2,
     truth_ranks: TruthRanks | None = None,
+    label_names: Sequence | None = None,
 ) -> RetrievalLayout:
-    """A row for every row of `retrieval`; `paths`/`bboxes` are indexed by the rows `query_ids` / `gallery_ids`
-    hold, and `item_ids` maps those rows to the item ids the titles show (default: the rows themselves).
+    """A row for every row of `retrieval`; `paths`/`bboxes` (and `label_names`) are indexed by the rows
+    `query_ids` / `gallery_ids` hold, and `item_ids` maps those rows to the item ids the titles show (default: the
+    rows themselves).
 
-    `truth_ranks` gives rank and distance of the missed ground truth (beyond the retrieved columns).
+    `truth_ranks` gives rank and distance of the missed ground truth (beyond the retrieved columns); with
+    `label_names` every tile's last title line is its label's name, so a miss says what was retrieved instead.
     """
     if len(paths) <= int(max(retrieval.query_ids.max(), retrieval.gallery_ids.max())):
         raise ValueError(f"Got {len(paths)} paths, fewer than the dataset rows the retrieval results refer to.")
@@ -71,7 +74,11 @@ def build_retrieval_layout(
     def tile(dataset_row: int, color: tuple[int, int, int], lines: tuple[str, ...]) -> Tile:
         path = str(paths[dataset_row])
         bbox = None if bboxes is None else bboxes[dataset_row]
-        return Tile(path, bbox, color, (*lines, Path(path).name) if verbose else lines, item_of(dataset_row))
+        if verbose:
+            lines = (*lines, Path(path).name)
+        if label_names is not None:
+            lines = (*lines, str(label_names[dataset_row]))
+        return Tile(path, bbox, color, lines, item_of(dataset_row))
 
     rows = []
     for row in range(len(retrieval)):

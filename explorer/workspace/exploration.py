@@ -247,7 +247,8 @@ def queries_per_page(n_instances: int, n_gt_to_show: int = 2) -> int:
 
 
 def rows_layout(evaluation: EvaluationResult, items: ItemIndex, query_positions: Sequence[int], n_instances: int):
-    """The evaluation's retrieval rows of `query_positions`, titled by item ids, missed ground truth ranked."""
+    """The evaluation's retrieval rows of `query_positions`, titled by item ids and label names, missed ground truth
+    ranked."""
     retrieval = evaluation.retrieval_for_queries(query_positions, n_instances)
 
     def truth_ranks(row: int, gallery_positions: Sequence[int]) -> list[tuple[int, float]]:
@@ -260,6 +261,7 @@ def rows_layout(evaluation: EvaluationResult, items: ItemIndex, query_positions:
         n_instances,
         item_ids=items.validation_items,
         truth_ranks=truth_ranks,
+        label_names=items.label_names[items.validation_items],
     )
 
 
