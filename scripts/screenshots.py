@@ -1,9 +1,10 @@
-"""Regenerate the README screenshots (docs/*.png) of the app's main views on the default workspace.
+"""Regenerate the README screenshots (docs/*.png) of the app's main views.
 
-    python scripts/screenshots.py [--url http://127.0.0.1:7860]
+    python scripts/screenshots.py [--data ../shared/data/birds50] [--url http://127.0.0.1:7860]
 
-Without --url the app is built and served here (the default data and model, as `python app.py` does). Needs
-Debian's Chromium at /usr/bin/chromium (Playwright drives it; no `playwright install`). Not run by the tests.
+Without --url the app is built and served here (`python app.py [--data ...]`: the default data and model unless
+--data names another source). Needs Debian's Chromium at /usr/bin/chromium (Playwright drives it; no
+`playwright install`). Not run by the tests.
 """
 
 from __future__ import annotations
@@ -26,18 +27,21 @@ VIEWS = (
     ("worst_queries.png", "Worst queries", "#worst-show"),
     ("embeddings.png", "Embeddings", None),
     ("search.png", "Search", "#search-run"),
+    ("selection.png", "Embeddings", None),
+    ("confusions.png", "Confusions", "#confusions-show"),
+    ("label_errors.png", "Label errors", "#suspects-show"),
 )
 
 
-def _serve() -> str:
+def _serve(data: str | None) -> str:
     from app import build_app, parse_args
 
-    demo, options = build_app(parse_args([]))
+    demo, options = build_app(parse_args(["--data", data] if data else []))
     demo.launch(prevent_thread_lock=True, quiet=True, **options)
     return demo.local_url
 
 
-def _shoot(url: str) -> list[Path]:
+def _shoot(url: str, search_image: str) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
     written = []
@@ -51,13 +55,20 @@ def _shoot(url: str) -> list[Path]:
         for name, tab, button in VIEWS:
             page.get_by_role("tab", name=tab, exact=True).click()
             if name == "search.png":
-                page.locator("#search-image input[type=file]").set_input_files(_a_gallery_image())
+                page.locator("#search-image input[type=file]").set_input_files(search_image)
                 page.wait_for_selector("#search-image img", timeout=TIMEOUT_MS)
             if button:
                 page.locator(button).click()
             if name == "embeddings.png":
                 page.wait_for_selector("#projection-plot .main-svg", timeout=TIMEOUT_MS)
                 _click_first_query_point(page)
+            if name == "selection.png":
+                _select_a_box(page)
+            if name == "confusions.png":
+                page.locator("#confusions-table [data-testid=cell-0-0]").click(timeout=TIMEOUT_MS)
+                page.wait_for_selector("#confusion-queries img", timeout=TIMEOUT_MS)
+            if name == "label_errors.png":
+                page.wait_for_selector("#suspects-rows-image img", timeout=TIMEOUT_MS)
             page.wait_for_timeout(3000)  # Gradio keeps a live connection: there is no "network idle" to wait for
             DOCS.mkdir(exist_ok=True)
             page.screenshot(path=str(DOCS / name), full_page=True)
@@ -66,10 +77,10 @@ def _shoot(url: str) -> list[Path]:
     return written
 
 
-def _a_gallery_image() -> str:
+def _a_gallery_image(data: str | None) -> str:
     from explorer.data.loading import load_dataset
 
-    dataset = load_dataset("shapes")
+    dataset = load_dataset(data or "shapes")
     row = dataset.validation_df.iloc[0]
     return str(Path(dataset.root) / row["path"])
 
@@ -89,11 +100,28 @@ def _click_first_query_point(page) -> None:
     page.wait_for_function("() => document.querySelector('#clicked-row img')?.naturalWidth > 0", timeout=TIMEOUT_MS)
 
 
+def _select_a_box(page) -> None:
+    """Box-select the middle of the plot (the middle half of each axis), so the screenshot shows a selection."""
+    page.evaluate(
+        "() => Plotly.relayout(document.querySelector('#projection-plot .plotly-click-plot'), {dragmode: 'select'})"
+    )
+    box = page.locator("#projection-plot .plotly-click-plot .nsewdrag").first.bounding_box()
+    start = (box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.25)
+    end = (box["x"] + box["width"] * 0.75, box["y"] + box["height"] * 0.75)
+    page.mouse.move(*start)
+    page.mouse.down()
+    page.mouse.move(*end, steps=10)
+    page.mouse.up()
+    page.wait_for_function("() => document.querySelector('#selection-grid img')?.naturalWidth > 0", timeout=TIMEOUT_MS)
+    page.locator("#selection-grid").scroll_into_view_if_needed()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="an app already running (default: build and serve one here)")
+    parser.add_argument("--data", help="the data source to serve (default: the app's default data)")
     args = parser.parse_args()
-    for path in _shoot(args.url or _serve()):
+    for path in _shoot(args.url or _serve(args.data), _a_gallery_image(args.data)):
         print(f"wrote {path.relative_to(ROOT)}")
 
 
