@@ -46,6 +46,12 @@ def test_a_confusion_pair_opens_its_queries_and_an_unknown_pair_gets_a_message(w
     first = workspace.confusions_table(1).iloc[0]
     picture = workspace.confusion_queries(first["query label"], first["retrieved label"], 3)
     assert picture.height > 0
+    layout, heading = workspace.confusion_queries_layout(first["query label"], first["retrieved label"], 3)
+    pair_queries = workspace.confusions().query_ids[0]
+    assert [row[0].item_id for row in layout.rows] == workspace.items.query_items[
+        pair_queries[: len(layout.rows)]
+    ].tolist()
+    assert heading.startswith(f"{first['query label']} queries retrieving {first['retrieved label']}: 1-")
     with pytest.raises(InputError, match="pick a row of the confusions table"):
         workspace.confusion_queries("no such label", first["retrieved label"], 3)
 

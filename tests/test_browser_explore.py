@@ -161,6 +161,10 @@ def test_a_confusions_row_click_shows_that_pairs_queries(page, served):
     page.locator("#confusions-heatmap .main-svg").first.wait_for(timeout=TIMEOUT_MS)
     first.click()
     _wait_image(page, "confusion-queries")
+    layout, _ = workspace.confusion_queries_layout(expected.iloc[0], expected.iloc[1], 5)
+    _click_tile(page, "confusion-queries", 1)  # the first query's nearest item: its own row opens below
+    _wait_image(page, "confusion-item-row")
+    assert page.locator("#confusion-item-row-id input").input_value() == str(layout.rows[0][1].item_id)
 
 
 def test_suspected_label_errors_show_ranked_rows_and_download_as_csv(page, served, tmp_path):

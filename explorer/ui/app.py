@@ -281,7 +281,14 @@ def _wire_analysis(session: gr.State, page: Page) -> None:
     tab.show.click(analysis.confusions, [session, tab.n_pairs], tab.table, api_name="confusions", **heavy).success(
         analysis.confusion_heatmap, session, tab.heatmap, api_visibility="private"
     )
-    tab.table.select(analysis.open_pair, [session, tab.instances], tab.queries, api_visibility="private")
+    private = {"api_visibility": "private"}
+    tab.table.select(analysis.open_pair, [session, tab.instances], [tab.pair, tab.pages.page, tab.queries], **private)
+    pair_page = [session, tab.pair, tab.instances, tab.pages.page]
+    tab.pages.on_turn(analysis.show_pair, pair_page, tab.queries, **private)
+    tab.queries.select(
+        analysis.open_pair_tile, [*pair_page, tab.item.scope], [tab.item.item_id, tab.item.row], **private
+    )
+    wire_item_panel(tab.item, session, tab.instances)
     errors = page.label_errors
     errors.show.click(
         analysis.suspected_errors, [session, errors.n], errors.table, api_name="suspected_errors", **heavy

@@ -78,7 +78,7 @@ from explorer.workspace.inputs import (
     check_metric,
     parse_top_k,
 )
-from explorer.workspace.pictures import render_rows, stacked
+from explorer.workspace.pictures import stacked
 from explorer.workspace.policy import ServingPolicy
 from explorer.workspace.tables import metrics_frame, neighbours_table
 from explorer.workspace.uploads import dataset_source_in, unpack_upload
@@ -676,8 +676,12 @@ class Workspace:
         n_pairs = check_count("n_pairs", n_pairs, 1, MAX_TABLE_ROWS)
         return self.confusions().table.head(n_pairs).round({"share": 4})
 
-    def confusion_queries(self, query_label: str, retrieved_label: str, n_instances: int) -> Image.Image:
-        """The retrieval rows of the queries of one confused pair (the first `MAX_QUERIES_PER_GRID` of them)."""
+    def confusion_queries(self, query_label: str, retrieved_label: str, n_instances: int, page: int = 1) -> Image.Image:
+        """One page of the retrieval rows of the queries of one confused pair."""
+        return _picture(*self.confusion_queries_layout(query_label, retrieved_label, n_instances, page))
+
+    def confusion_queries_layout(self, query_label: str, retrieved_label: str, n_instances: int, page: int = 1):
+        """(layout, heading) of `confusion_queries`: what a click on its picture is looked up in."""
         confusions = self.confusions()
         table = confusions.table
         match = np.flatnonzero(
@@ -688,8 +692,8 @@ class Workspace:
             raise InputError(
                 f"No confusion of {query_label!r} with {retrieved_label!r}: pick a row of the confusions table."
             )
-        query_ids = confusions.query_ids[int(match[0])][:MAX_QUERIES_PER_GRID]
-        return render_rows(self.evaluation(), self.items, query_ids, self._check_instances(n_instances))
+        query_ids = confusions.query_ids[int(match[0])]
+        return self._rows_page(query_ids, n_instances, page, f"{query_label} queries retrieving {retrieved_label}:")
 
     def confusion_heatmap(self):
         """Plotly heat map of the most confused labels (query label x retrieved label)."""

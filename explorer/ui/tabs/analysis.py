@@ -10,7 +10,16 @@ import gradio as gr
 import pandas as pd
 
 from explorer.ui.handlers import TRACKED, picture_file, reporter, user_errors
-from explorer.ui.widgets import instances_slider
+from explorer.ui.widgets import (
+    ItemPanel,
+    Pager,
+    clicked_item,
+    grid_image,
+    instances_slider,
+    item_panel,
+    open_in_panel,
+    pager,
+)
 from explorer.workspace import WorkspaceSession
 from explorer.workspace.files import EXPORTS
 from explorer.workspace.workspace import MAX_REVIEW_ROWS
@@ -22,14 +31,18 @@ MAX_SHOWN_ROWS = 200
 
 @dataclass(frozen=True)
 class ConfusionsTab:
-    """The Confusions tab's components: how many pairs, Show, the table, the heat map and a pair's queries."""
+    """The Confusions tab's components: how many pairs, Show, the table, the heat map, and the clicked pair's
+    queries (a page at a time)."""
 
     n_pairs: gr.Slider
     instances: gr.Slider
     show: gr.Button
     table: gr.Dataframe
     heatmap: gr.Plot
+    pair: gr.State  # [query label, retrieved label] of the clicked row
+    pages: Pager
     queries: gr.Image
+    item: ItemPanel  # a clicked tile's own row
 
 
 @dataclass(frozen=True)
@@ -59,8 +72,14 @@ def build_confusions_tab() -> ConfusionsTab:
         with gr.Row():
             table = gr.Dataframe(label="Confused label pairs", interactive=False, elem_id="confusions-table", scale=1)
             heatmap = gr.Plot(label="Heat map of the most confused labels", elem_id="confusions-heatmap", scale=1)
-        queries = gr.Image(type="pil", label="Queries of the clicked pair", format="png", elem_id="confusion-queries")
-    return ConfusionsTab(n_pairs, instances, show, table, heatmap, queries)
+        gr.Markdown("### Queries of the clicked pair")
+        pair = gr.State([])
+        with gr.Row():
+            pages = pager("confusion-page")
+        queries = grid_image(elem_id="confusion-queries")
+        gr.Markdown("**Click a tile** to open that item's own row here:")
+        item = item_panel("confusion-item-row")
+    return ConfusionsTab(n_pairs, instances, show, table, heatmap, pair, pages, queries, item)
 
 
 def build_label_errors_tab() -> LabelErrorsTab:
@@ -76,7 +95,8 @@ def build_label_errors_tab() -> LabelErrorsTab:
             show = gr.Button("Show", variant="primary", elem_id="suspects-show")
             download = gr.Button("Download all as CSV", elem_id="suspects-download")
         table = gr.Dataframe(label="Suspected label errors", interactive=False, elem_id="suspects-table")
-        rows = gr.Image(type="pil", label="Their nearest items", format="png", elem_id="suspects-rows-image")
+        gr.Markdown("### Their nearest items")
+        rows = grid_image(elem_id="suspects-rows-image")
         file = gr.File(label="Suspected label errors (CSV)", interactive=False, elem_id="suspects-file")
     return LabelErrorsTab(n, n_rows, instances, show, table, rows, download, file)
 
@@ -94,10 +114,27 @@ def confusion_heatmap(session: WorkspaceSession):
 
 
 @user_errors
-def open_pair(session: WorkspaceSession, n_instances: int, event: gr.SelectData) -> str | None:
-    """A clicked row (its own values, also after sorting): the retrieval rows of that pair's queries."""
-    query_label, retrieved_label = event.row_value[0], event.row_value[1]
-    return picture_file(session, session.workspace.confusion_queries(query_label, retrieved_label, n_instances))
+def open_pair(session: WorkspaceSession, n_instances: int, event: gr.SelectData) -> tuple[list[str], int, str]:
+    """A clicked row (its own values, also after sorting): (the pair, page 1, its queries' retrieval rows)."""
+    pair = [str(event.row_value[0]), str(event.row_value[1])]
+    return pair, 1, show_pair(session, pair, n_instances, 1)
+
+
+@user_errors
+def show_pair(session: WorkspaceSession, pair: list[str], n_instances: int, page: int) -> str | None:
+    """One page of the retrieval rows of the clicked pair's queries (nothing before a row is clicked)."""
+    if not pair:
+        return None
+    return picture_file(session, session.workspace.confusion_queries(*pair, n_instances, page))
+
+
+@user_errors
+def open_pair_tile(
+    session: WorkspaceSession, pair: list[str], n_instances: int, page: int, scope: str, event: gr.SelectData
+):
+    """A tile clicked in the pair's rows: (its item id, its own row) in the panel below."""
+    layout = session.workspace.confusion_queries_layout(*pair, n_instances, page)
+    return open_in_panel(session, clicked_item(layout, event), n_instances, scope)
 
 
 @user_errors
