@@ -205,11 +205,11 @@ def queries_of_label(items: ItemIndex, choice: str) -> list[int]:
 
 
 def selection_labels(items: ItemIndex, item_ids: Sequence[int]) -> pd.DataFrame:
-    """How many selected items each label has, most first."""
+    """How many selected items each label has, most first (the count first: long names do not push it away)."""
     if not len(item_ids):
-        return pd.DataFrame({"label": [], "selected": []})
+        return pd.DataFrame({"selected": [], "label": []})
     counts = pd.Series(items.labels[list(item_ids)]).value_counts(sort=True)
-    return pd.DataFrame({"label": [label_choice(items, label) for label in counts.index], "selected": counts.values})
+    return pd.DataFrame({"selected": counts.values, "label": [label_choice(items, label) for label in counts.index]})
 
 
 def selection_frame(df: pd.DataFrame, items: ItemIndex, item_ids: Sequence[int]) -> pd.DataFrame:
