@@ -20,6 +20,7 @@ from explorer.errors import InputError
 from explorer.models import ViTExtractor
 from explorer.training.train import TrainingSettings
 from explorer.workspace import WorkspaceSession
+from explorer.workspace import workspace as workspace_module
 from explorer.workspace.inputs import MAX_QUERIES_PER_GRID, parse_query_ids, training_settings
 from explorer.workspace.tables import training_curves
 from explorer.workspace.uploads import unpack_upload
@@ -489,3 +490,13 @@ def test_the_metrics_table_has_fnmr_at_fmr(shared):
     fnmr = table[table["metric"] == "fnmr@fmr"]
     assert fnmr["k"].tolist() == ["0.001", "0.01", "0.1"]
     assert fnmr["value"].between(0, 1).all()
+
+
+def test_above_the_pair_bound_fnmr_is_left_out_and_the_note_says_why(shared, monkeypatch):
+    own = shared.copy()
+    own._invalidate()  # evaluate again, under the lowered bound
+    monkeypatch.setattr(
+        workspace_module, "MAX_FNMR_PAIRS", shared.items.n_queries * len(shared.items.gallery_items) - 1
+    )
+    assert "fnmr@fmr" not in set(own.metrics_table()["metric"])
+    assert "fnmr@fmr is left out" in own.no_relevant_gallery_text()

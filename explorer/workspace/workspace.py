@@ -87,7 +87,10 @@ APP_CACHE_ROOT = C.CACHE_ROOT / "app"
 DEFAULT_DATA = C.DEFAULT_DATA
 EMBED_BATCH_SIZE = 32
 LOCAL = ServingPolicy()
-FMR_VALUES = (0.001, 0.01, 0.1)  # fnmr@fmr shown in the Metrics tab (one streamed pass over the pairs)
+FMR_VALUES = (0.001, 0.01, 0.1)  # fnmr@fmr shown in the Metrics tab
+# fnmr@fmr needs the distance of every query-gallery pair (three streamed passes over them, every matching distance
+# kept): above this many pairs (10k x 10k) the app leaves it out, so large data stays interactive.
+MAX_FNMR_PAIRS = 10**8
 MAX_TABLE_ROWS = 1000  # rows of an analysis table shown at once
 MAX_REVIEW_ROWS = 10  # neighbour rows of suspected items drawn at once
 
@@ -426,9 +429,13 @@ class Workspace:
                 cmc_top_k=top_k,
                 precision_top_k=top_k,
                 map_top_k=top_k,
-                fmr_vals=FMR_VALUES,
+                fmr_vals=FMR_VALUES if self._n_pairs() <= MAX_FNMR_PAIRS else (),
             ),
         )
+
+    def _n_pairs(self) -> int:
+        """Query-gallery pairs of the validation split: what pair metrics (fnmr@fmr) go through."""
+        return self.items.n_queries * len(self.items.gallery_items)
 
     def metric_names(self) -> list[str]:
         """Flat per-query metric keys (`OVERALL/map/5`, …) that worst queries and Compare can rank by."""
@@ -454,8 +461,16 @@ class Workspace:
         return int(self.evaluation().n_queries_without_gt)
 
     def no_relevant_gallery_text(self) -> str:
+        """The Metrics tab's note: queries without relevant gallery items, and a pair metric left out at scale."""
         n = self.queries_without_relevant_gallery()
-        return f"**{n}** of {self.n_queries} queries have no relevant gallery item (excluded from the precision mean)."
+        note = f"**{n}** of {self.n_queries} queries have no relevant gallery item (excluded from the precision mean)."
+        if self._n_pairs() > MAX_FNMR_PAIRS:
+            note += (
+                f" fnmr@fmr is left out: it goes through every one of the {self._n_pairs():,} query-gallery pairs "
+                f"(the app computes it up to {MAX_FNMR_PAIRS:,}); compute it offline with "
+                "`EmbeddingMetrics(fmr_vals=(0.001, 0.01, 0.1))`."
+            )
+        return note
 
     def default_metric(self, wanted: str = DEFAULT_WORST_METRIC) -> str:
         """`wanted` if this evaluation has it, else the default worst-query metric, else the first one."""
