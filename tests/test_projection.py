@@ -258,6 +258,18 @@ def test_a_continuous_colouring_is_titled_once_by_its_colour_bar():
     assert figure.data[0].marker.colorbar.title.text == "map@5"
 
 
+@pytest.mark.parametrize("n_items", [6, WEBGL_MIN_POINTS + 1])
+def test_figures_built_without_per_point_validation_are_valid_plotly(n_items):
+    """The traces skip plotly's per-element checks (seconds at 100k points): what they hold must still pass them."""
+    inputs = _figure_inputs(n_items)
+    rng = np.random.default_rng(0)
+    focus = np.arange(n_items) % 2 == 0
+    for values, name in ((list(range(n_items)), LABELS_COLUMN), (rng.random(n_items).tolist(), "map@5")):
+        figure = projection_figure(**inputs, color_values=values, color_name=name, focus=focus, thumbnails="t")
+        checked = go.Figure(figure.to_plotly_json())  # validates every property and value; raises on a bad one
+        assert len(checked.data) == len(figure.data)
+
+
 def test_figure_rejects_mismatched_lengths():
     inputs = _figure_inputs(4)
     with pytest.raises(ValueError, match="paths has 3 entries but there are 4 points"):

@@ -361,8 +361,7 @@ def projection_figure(
         traces.append(points.trace(missing & ~faint, MISSING_CATEGORY, {"color": MISSING_VALUE_COLOR}))
     if faint.any():
         traces.insert(0, points.trace(faint, FAINT_NAME, {"color": MISSING_VALUE_COLOR, "opacity": 0.25}))
-    figure = go.Figure(data=traces)
-    figure.update_layout(
+    layout = go.Layout(  # validated (plotly.js needs the template expanded); the traces' arrays are ours
         title=title or None,
         template="plotly_white",
         height=600,
@@ -375,6 +374,7 @@ def projection_figure(
         xaxis={"showticklabels": False, "zeroline": False, "title": None},
         yaxis={"showticklabels": False, "zeroline": False, "title": None},
     )
+    figure = go.Figure(data=traces, layout=layout, _validate=False)
     return figure
 
 
@@ -410,6 +410,7 @@ class _Points:
             customdata=self.item_ids[mask],
             text=self.hover[mask],
             hovertemplate="%{text}<extra></extra>",
+            _validate=False,  # our own arrays, per point: plotly's per-element validation costs seconds at 100k
         )
 
 
@@ -436,7 +437,12 @@ def _categorical_traces(points: _Points, colors: pd.Series, shown: np.ndarray, c
 
 def _continuous_traces(points: _Points, values: np.ndarray, shown: np.ndarray, color_name: str) -> list:
     """One trace on a continuous colour scale with a colour bar (titled once, by the bar)."""
-    marker = {"color": values[shown], "colorscale": "Viridis", "showscale": True, "colorbar": {"title": color_name}}
+    marker = {
+        "color": values[shown],
+        "colorscale": "Viridis",
+        "showscale": True,
+        "colorbar": {"title": {"text": color_name}},
+    }
     return [points.trace(shown, color_name, marker, showlegend=False)]
 
 
