@@ -9,6 +9,8 @@ from tiny_workspace import build_tiny_workspace
 
 from explorer import const as C
 from explorer.errors import InputError
+from explorer.metrics.evaluation import evaluate_arrays
+from explorer.retrieval.search import gallery_ranks
 from explorer.workspace.exploration import (
     MAX_SELECTION,
     check_selection,
@@ -17,7 +19,6 @@ from explorer.workspace.exploration import (
     page_of,
     parse_item_ids,
     query_positions_of,
-    truth_ranks_of,
 )
 
 
@@ -97,9 +98,24 @@ def test_missed_ground_truth_ranks_count_the_closer_gallery_items(workspace):
     truth = retrieval.gt_positions(0).tolist()
     full = evaluation.retrieval_for_queries([0], len(retrieval.gallery_ids))
     order = full.row(0)[0].tolist()
-    for (rank, distance), position in zip(truth_ranks_of(evaluation, 0, truth), truth, strict=True):
+    for (rank, distance), position in zip(gallery_ranks(evaluation.inputs, 0, truth), truth, strict=True):
         assert rank == order.index(position) + 1
         assert distance == pytest.approx(float(full.row(0)[1][order.index(position)]), abs=1e-5)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1000.0])  # un-normalised embeddings far from the origin too
+def test_missed_ground_truth_ranks_follow_the_full_order_through_duplicates_and_ties(offset):
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=(12, 8)).astype(np.float32)
+    embeddings = np.concatenate([base, base[:6], base[:3] + 1e-7]) + offset  # exact duplicates, near-duplicates
+    labels = np.arange(len(embeddings)) % 4
+    evaluation = evaluate_arrays(embeddings, labels, np.ones(len(labels), bool), np.ones(len(labels), bool))
+    for query in range(len(labels)):
+        full = evaluation.retrieval_for_queries([query], len(labels))
+        order = full.row(0)[0].tolist()
+        truth = evaluation.retrieval.gt_positions(query).tolist()
+        ranks = [rank for rank, _ in gallery_ranks(evaluation.inputs, query, truth)]
+        assert ranks == [order.index(position) + 1 for position in truth]
 
 
 def test_a_selection_exports_item_ids_relative_paths_and_labels(workspace, tmp_path):

@@ -10,6 +10,7 @@ Memory: O(chunk x G + Q x top_n). With a GPU and a large search, the screening p
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -91,6 +92,11 @@ class RetrievalInputs:
         found = np.minimum(np.searchsorted(unique_keys, query_keys), max(len(unique_keys) - 1, 0))
         in_own_sequence = np.where(unique_keys[found] == query_keys, key_counts[found], 0) if len(unique_keys) else 0
         return per_label[self.query_labels] - in_own_sequence
+
+    @functools.cached_property
+    def gallery_sq_norms(self) -> Tensor:
+        """Squared norm of every gallery row, computed once: the screening products of `gallery_ranks` reuse it."""
+        return self.gallery_embeddings.pow(2).sum(1)
 
 
 def prepare_inputs(
@@ -344,6 +350,35 @@ def retrieve(
     items with the query's label; ties in distance go to the lower gallery position.
     """
     return retrieve_prepared(prepare_inputs(embeddings, labels, is_query, is_gallery, sequence), top_n, chunk_size)
+
+
+def gallery_ranks(
+    inputs: RetrievalInputs, query_position: int, gallery_positions: Sequence[int]
+) -> list[tuple[int, float]]:
+    """Where one query's full retrieval list would put some gallery items: (rank from 1, distance) of each.
+
+    The same exact distances and tie order as `retrieve` (elementwise in the embeddings' precision, ties to the
+    lower gallery position; the query itself and its sequence excluded), without sorting the gallery: a matrix
+    product screens every item, and only those within its error bound of an item's own distance are measured
+    exactly.
+    """
+    gallery, query = inputs.gallery_embeddings, inputs.query_embeddings[query_position]
+    query_sq = float(query.pow(2).sum())
+    screen = inputs.gallery_sq_norms - 2 * (gallery @ query) + query_sq
+    dim, eps = gallery.shape[1], torch.finfo(gallery.dtype).eps
+    margin = 2 * (2 * dim + 2) * eps * (query_sq + float(inputs.gallery_sq_norms.max()))  # twice one item's bound
+    allowed = torch.from_numpy(inputs.gallery_sequences != inputs.query_sequences[query_position])
+    allowed &= torch.from_numpy(inputs.gallery_ids != inputs.query_ids[query_position])
+    ranks = []
+    for position in gallery_positions:
+        near = torch.nonzero((screen - screen[position]).abs() <= margin).flatten()  # holds `position` itself
+        exact = squared_distances_between(query[None], gallery[near])[0]
+        own = exact[near == position][0]
+        closer_near = (exact < own) | ((exact == own) & (near < position))
+        surely_closer = screen < screen[position] - margin
+        closer = int((surely_closer & allowed).sum()) + int((closer_near & allowed[near]).sum())
+        ranks.append((closer + 1, float(own.sqrt())))
+    return ranks
 
 
 def search_gallery(

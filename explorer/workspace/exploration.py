@@ -14,13 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import torch
 
 from explorer import const as C
 from explorer.data.items import ItemIndex
 from explorer.errors import InputError
 from explorer.metrics.evaluation import EvaluationResult
-from explorer.retrieval.search import search_gallery
+from explorer.retrieval.search import gallery_ranks, search_gallery
 from explorer.viz.retrieval_layout import (
     RetrievalLayout,
     Tile,
@@ -252,7 +251,7 @@ def rows_layout(evaluation: EvaluationResult, items: ItemIndex, query_positions:
     retrieval = evaluation.retrieval_for_queries(query_positions, n_instances)
 
     def truth_ranks(row: int, gallery_positions: Sequence[int]) -> list[tuple[int, float]]:
-        return truth_ranks_of(evaluation, int(query_positions[row]), gallery_positions)
+        return gallery_ranks(evaluation.inputs, int(query_positions[row]), gallery_positions)
 
     return build_retrieval_layout(
         retrieval,
@@ -263,23 +262,6 @@ def rows_layout(evaluation: EvaluationResult, items: ItemIndex, query_positions:
         truth_ranks=truth_ranks,
         label_names=items.label_names[items.validation_items],
     )
-
-
-def truth_ranks_of(
-    evaluation: EvaluationResult, query_position: int, gallery_positions: Sequence[int]
-) -> list[tuple[int, float]]:
-    """Rank (from 1, among the gallery items the query may retrieve) and distance of some of its gallery items."""
-    inputs = evaluation.inputs
-    query = torch.as_tensor(inputs.query_embeddings[query_position]).double()
-    distances = torch.linalg.vector_norm(torch.as_tensor(inputs.gallery_embeddings).double() - query, dim=1)
-    allowed = torch.as_tensor(inputs.gallery_sequences) != int(inputs.query_sequences[query_position])
-    allowed &= torch.as_tensor(inputs.gallery_ids) != int(inputs.query_ids[query_position])
-    ranks = []
-    for position in gallery_positions:
-        own = distances[position]
-        closer = (distances < own) | ((distances == own) & (torch.arange(len(distances)) < position))
-        ranks.append((int((closer & allowed).sum()) + 1, float(own)))
-    return ranks
 
 
 def neighbour_pool(df: pd.DataFrame, items: ItemIndex, item_id: int, scope: str) -> np.ndarray:
