@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -109,3 +111,14 @@ def test_a_non_image_upload_gets_our_message(client, workspace, tmp_path):
     message = _message(client, handle_file(str(fake)), 3, api_name="/search")
     assert "Cannot read image notes.png" in message
     assert not any(folder in message for folder in _server_folders(workspace))
+
+
+def test_an_api_session_left_idle_is_closed_and_told_to_reload(tmp_path):
+    """A gradio_client session never unloads a page: the server closes it once idle (here after 1 s)."""
+    workspace = build_tiny_workspace(tmp_path)
+    workspace.policy = dataclasses.replace(ServingPolicy.for_public(), session_idle_s=1.0)
+    with serve_app(workspace) as served:
+        client = Client(served, verbose=False)
+        assert client.predict(api_name="/metrics")["data"]
+        time.sleep(3)
+        assert "reload the page" in _message(client, api_name="/metrics")

@@ -21,7 +21,7 @@ from explorer.errors import InputError
 from explorer.workspace import WorkspaceSession
 from explorer.workspace.files import SessionFiles, sessions_folder, sweep_stale_files
 from explorer.workspace.policy import ServingPolicy
-from explorer.workspace.session import Cancelled
+from explorer.workspace.session import Cancelled, close_idle_sessions
 
 
 @pytest.fixture(scope="module")
@@ -178,6 +178,26 @@ def test_session_files_go_when_the_session_ends(session, public, tmp_path):
     assert not root.exists()
     with pytest.raises(RuntimeError, match="session has ended"):
         session.files.new_folder("exports")
+
+
+def test_sessions_no_page_unload_ends_close_when_idle_and_then_say_to_reload(public):
+    """API clients and raw HTTP never unload a page: the idle sweep bounds how long their files and memory stay."""
+    idle, recent, busy = WorkspaceSession(public), WorkspaceSession(public), WorkspaceSession(public)
+    for session in (idle, recent, busy):
+        session.save_checkpoint()  # each holds a file
+    idle.last_used -= 3600
+    busy.last_used -= 3600
+    busy._start_job("loading data")  # a running job is never cut off
+    try:
+        assert close_idle_sessions(public, max_idle_s=1800) == 1
+    finally:
+        busy._end_job()
+    assert not idle.files.root.exists() and recent.files.root.exists() and busy.files.root.exists()
+    with pytest.raises(InputError, match="closed after 30 minutes without use .* reload the page"):
+        idle.workspace.metrics_table()
+    assert ServingPolicy.for_public().session_idle_s == 30 * 60 and ServingPolicy().session_idle_s is None
+    recent.close()
+    busy.close()
 
 
 def test_downloads_are_pruned_to_the_newest_few(tmp_path):

@@ -31,6 +31,7 @@ from explorer.ui.tabs import (
 from explorer.ui.widgets import wire_item_panel
 from explorer.workspace import Workspace, WorkspaceSession
 from explorer.workspace.policy import ServingPolicy
+from explorer.workspace.session import start_idle_sweep
 from explorer.workspace.workspace import LOCAL
 
 HEAVY_JOBS = "heavy"  # data/model switches and projections share this queue slot
@@ -80,6 +81,8 @@ def build_demo(workspace: Workspace) -> gr.Blocks:
         _wire_analysis(session, page)
         wire_session_lifecycle(demo, session)
     demo.queue(default_concurrency_limit=VIEW_CONCURRENCY, max_size=128)
+    if workspace.policy.session_idle_s is not None:
+        start_idle_sweep(workspace, workspace.policy.session_idle_s)
     demo.explorer_workspace = workspace  # the shared default, for start-up work such as precomputing UMAP
     return demo
 

@@ -22,6 +22,7 @@ PUBLIC_MAX_SESSIONS_BYTES = 8 * 1024**3  # all sessions' files together (uploads
 PUBLIC_MAX_FILE_SIZE = "256mb"  # one file sent to the app (Gradio refuses larger ones before they land)
 LOCAL_MAX_FILE_SIZE = "500mb"
 PUBLIC_MAX_IMAGE_SIZE = 384  # train / embed resolution: compute grows with its square
+PUBLIC_SESSION_IDLE_S = 30 * 60  # a session unused this long is closed: API clients never send a page unload
 SPACES_VARIABLE = "SPACE_ID"  # set by Hugging Face Spaces in every Space
 
 
@@ -36,6 +37,7 @@ class ServingPolicy:
     max_image_size: int | None = None
     max_sessions_bytes: int | None = None  # disk for all sessions' files together
     max_file_size: str = LOCAL_MAX_FILE_SIZE
+    session_idle_s: float | None = None  # None: sessions live until their page closes
 
     @property
     def max_upload_members(self) -> int:
@@ -52,6 +54,7 @@ class ServingPolicy:
             max_image_size=PUBLIC_MAX_IMAGE_SIZE,
             max_sessions_bytes=PUBLIC_MAX_SESSIONS_BYTES,
             max_file_size=PUBLIC_MAX_FILE_SIZE,
+            session_idle_s=PUBLIC_SESSION_IDLE_S,
         )
 
     @classmethod
@@ -67,7 +70,8 @@ class ServingPolicy:
             return "**Local mode**: server paths and any model are allowed."
         return (
             f"**Public mode**: built-in data and uploads only (up to {self.max_upload_images:,} images), models up "
-            f"to {self.max_model_params / 1e6:.0f} M parameters; your files are removed when you leave."
+            f"to {self.max_model_params / 1e6:.0f} M parameters; your files are removed when you leave or after "
+            f"{self.session_idle_s / 60:.0f} minutes without use."
         )
 
     def check_data_source(self, source: str) -> None:

@@ -10,6 +10,8 @@ import contextlib
 import contextvars
 import shutil
 import threading
+import time
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,9 @@ from explorer.workspace.files import EXPORTS, UPLOADS, SessionFiles
 from explorer.workspace.workspace import Workspace
 
 CHECKPOINTS = "checkpoints"
+IDLE_SWEEP_EVERY_S = 60.0
+_live_sessions: weakref.WeakSet[WorkspaceSession] = weakref.WeakSet()  # every session not yet garbage-collected
+_live_guard = threading.Lock()
 
 
 class Cancelled(InputError):
@@ -62,13 +67,27 @@ class WorkspaceSession:
         self._job_guard = threading.Lock()
         self._job: str | None = None  # what the session's one heavy job is doing, for the "busy" message
         self.latest_checkpoint: Path | None = None  # the weights in use after the latest training run
+        self.last_used = time.monotonic()
+        self._closed_idle_after: float | None = None  # set when the idle sweep closed the session
+        with _live_guard:
+            _live_sessions.add(self)
 
     def __deepcopy__(self, memo: dict) -> WorkspaceSession:
         return WorkspaceSession(self._shared)
 
     @property
     def workspace(self) -> Workspace:
+        self._touch()
         return self._own if self._own is not None else self._shared
+
+    def _touch(self) -> None:
+        """Mark the session as in use (every view and change reads its workspace); refuse once it was closed idle."""
+        if self._closed_idle_after is not None:
+            raise InputError(
+                f"This session was closed after {self._closed_idle_after / 60:.0f} minutes without use and its files "
+                "were removed: reload the page to start a new one."
+            )
+        self.last_used = time.monotonic()
 
     @property
     def training_running(self) -> bool:
@@ -79,6 +98,7 @@ class WorkspaceSession:
 
         Refused while this session trains: the run would otherwise finish onto data or a model changed under it.
         """
+        self._touch()
         if self.training_running:
             raise InputError(
                 "Training is running in this session: cancel it (Train tab) or wait for it to finish before "
@@ -210,6 +230,17 @@ class WorkspaceSession:
         self._cancel.set()
         self.files.close()
 
+    def close_if_idle(self, max_idle_s: float, now: float | None = None) -> bool:
+        """Close the session (files removed, its own workspace released) when it has not been used for
+        `max_idle_s` seconds and runs no job; a later request gets a message saying to reload. True if closed."""
+        now = time.monotonic() if now is None else now
+        if self._closed_idle_after is not None or self._job is not None or now - self.last_used <= max_idle_s:
+            return False
+        self._closed_idle_after = max_idle_s
+        self._own = None
+        self.close()
+        return True
+
     def _start_job(self, what: str, keep_pending_cancel: bool = False) -> None:
         """Claim the session's one heavy-job slot, or say what holds it. A Cancel pressed earlier is forgotten,
         except for training, whose Train click arms it (`arm_training`) so a Cancel while queued still counts."""
@@ -241,3 +272,32 @@ class WorkspaceSession:
                 progress(fraction, message)
 
         return report
+
+
+def close_idle_sessions(shared: Workspace, max_idle_s: float) -> int:
+    """Close every session of the app on `shared` unused for `max_idle_s` seconds (see
+    `WorkspaceSession.close_if_idle`); how many were closed."""
+    with _live_guard:
+        sessions = [session for session in _live_sessions if session._shared is shared]
+    return sum(session.close_if_idle(max_idle_s) for session in sessions)
+
+
+def start_idle_sweep(shared: Workspace, max_idle_s: float) -> threading.Thread:
+    """A daemon thread closing the idle sessions of the app on `shared` (every minute, or four times per
+    `max_idle_s` if that is shorter), for sessions no page unload ends (API clients, raw HTTP, a browser that
+    crashed): their files and memory are bounded in time too. It ends when the workspace is gone."""
+    every_s = min(IDLE_SWEEP_EVERY_S, max_idle_s / 4)
+    app = weakref.ref(shared)
+
+    def sweep() -> None:
+        while True:
+            time.sleep(every_s)
+            workspace = app()
+            if workspace is None:
+                return
+            close_idle_sessions(workspace, max_idle_s)
+            del workspace
+
+    thread = threading.Thread(target=sweep, name="idle-session-sweep", daemon=True)
+    thread.start()
+    return thread
