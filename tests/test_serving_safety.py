@@ -118,6 +118,45 @@ def test_an_upload_over_the_image_cap_is_refused(session, public, tmp_path, monk
     assert not any((session.files.root / "uploads").iterdir())
 
 
+def test_a_csv_over_the_image_cap_is_refused_before_its_rows_are_checked(session, public, tmp_path, monkeypatch):
+    monkeypatch.setattr(public, "policy", ServingPolicy(public=True, max_upload_images=100))
+    checked = []
+    monkeypatch.setattr("explorer.data.loading.validate_dataframe", lambda *args, **kwargs: checked.append(1))
+    archive = _zip_csv(tmp_path / "huge.zip", _oml_csv([f"missing/{i}.png" for i in range(5000)]), {})
+    with pytest.raises(InputError, match="data.csv has more than 100 rows; this app accepts at most 100 images"):
+        session.load_uploaded_zip(archive)
+    assert checked == []  # refused on the row count alone
+
+
+def test_zip_folders_count_as_entries_and_deep_nesting_is_refused_by_name(session, public, tmp_path, monkeypatch):
+    monkeypatch.setattr(public, "policy", ServingPolicy(public=True, max_upload_images=2))  # 102 entries at most
+    folders = tmp_path / "folders.zip"
+    with zipfile.ZipFile(folders, "w") as zipped:
+        for i in range(150):
+            zipped.writestr(f"empty_{i}/", "")
+    with pytest.raises(InputError, match="folders.zip holds 150 files and folders; at most 102"):
+        session.load_uploaded_zip(folders)
+    deep = tmp_path / "deep.zip"
+    with zipfile.ZipFile(deep, "w") as zipped:
+        zipped.writestr("/".join(["d"] * 40) + "/x.png", b"")
+    with pytest.raises(InputError, match="deep.zip nests folders 41 levels deep; at most 16"):
+        session.load_uploaded_zip(deep)
+
+
+def test_upload_messages_and_the_dataset_name_the_visitors_zip(session, public, tmp_path):
+    flat = tmp_path / "my birds.zip"
+    with zipfile.ZipFile(flat, "w") as zipped:
+        zipped.write(public.items.paths[0], "a.png")
+    with pytest.raises(InputError, match="with images in my birds.zip;"):
+        session.load_uploaded_zip(flat)
+    good = tmp_path / "my birds.zip"
+    with zipfile.ZipFile(good, "w") as zipped:
+        for i in range(8):
+            zipped.write(public.items.paths[i], f"class_{i % 2}/{i}.png")
+    session.load_uploaded_zip(good)
+    assert session.workspace.dataset.name == "my birds"
+
+
 # -- atomic changes -------------------------------------------------------------------------------------------
 
 

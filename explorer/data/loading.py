@@ -82,11 +82,19 @@ def _builtin(name: str, progress: Progress | None) -> tuple[pd.DataFrame, Path]:
     return pd.read_csv(root / CSV_NAME), root
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _read_csv(path: Path, max_rows: int | None = None) -> pd.DataFrame:
+    """The CSV, read no further than one row past `max_rows` (an oversized table is refused before any row is
+    checked: validating millions of rows would hold the server for minutes)."""
     try:
-        return pd.read_csv(path)
+        df = pd.read_csv(path, nrows=None if max_rows is None else max_rows + 1)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
         raise DatasetValidationError(f"Cannot read CSV {path}: {error}") from error
+    if max_rows is not None and len(df) > max_rows:
+        raise DatasetValidationError(
+            f"{path.name} has more than {max_rows:,} rows; this app accepts at most {max_rows:,} images: "
+            "upload a smaller subset."
+        )
+    return df
 
 
 def load_dataset(
@@ -97,13 +105,15 @@ def load_dataset(
     with_categories: bool = False,
     progress: Progress | None = None,
     confine_to_root: bool = False,
+    max_rows: int | None = None,
 ) -> LoadedDataset:
     """Load a built-in name ("shapes", "mock", "digits"), an OML CSV, or an image folder, and validate it.
 
     A CSV's paths are relative to `dataset_root` (default: the CSV's folder). A folder holding `df.csv` is read
     as that CSV; any other folder is imported as `<class>/<image>` (or `<category>/<class>/<image>` with
     `with_categories`) with classes split by `seed`. `confine_to_root` is for untrusted tables (uploads): every
-    path must lie inside the root (see `validate_dataframe`).
+    path must lie inside the root (see `validate_dataframe`); `max_rows` bounds a CSV's rows before they are
+    checked (None: no bound).
     """
     text = str(source)
     if text in BUILTIN_DATASETS:
@@ -112,9 +122,9 @@ def load_dataset(
     else:
         path = Path(source).expanduser()
         if path.is_file() and path.suffix.lower() == ".csv":
-            df, root = _read_csv(path), Path(dataset_root) if dataset_root else path.parent
+            df, root = _read_csv(path, max_rows), Path(dataset_root) if dataset_root else path.parent
         elif path.is_dir() and (path / CSV_NAME).is_file():
-            df, root = _read_csv(path / CSV_NAME), Path(dataset_root) if dataset_root else path
+            df, root = _read_csv(path / CSV_NAME, max_rows), Path(dataset_root) if dataset_root else path
         elif path.is_dir():
             df, root = dataframe_from_image_folder(path, validation_fraction, seed, with_categories), path
         else:

@@ -9,6 +9,7 @@ from explorer.errors import InputError
 
 MAX_UPLOAD_UNPACKED_BYTES = 4 * 1024**3  # a zip that unpacks beyond this is refused (zip-bomb guard)
 MAX_UPLOAD_MEMBERS = 200_000
+MAX_UPLOAD_DEPTH = 16  # folder levels of a member: a dataset needs 3 (<category>/<class>/<image>) plus a wrapper
 
 
 def unpack_upload(
@@ -28,13 +29,23 @@ def unpack_upload(
         raise InputError(f"{zip_path.name} is not a zip file: upload a .zip of an image folder or a CSV + images.")
     destination.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(zip_path) as archive:
-        members = [m for m in archive.infolist() if not m.is_dir()]
-        if len(members) > max_members:
-            raise InputError(f"The zip holds {len(members):,} files; at most {max_members:,} are accepted.")
+        entries = archive.infolist()  # folders count too: each is an entry to create
+        if len(entries) > max_members:
+            raise InputError(
+                f"{zip_path.name} holds {len(entries):,} files and folders; at most {max_members:,} are accepted."
+            )
+        deepest = max((m.filename.rstrip("/").count("/") + 1 for m in entries), default=0)
+        if deepest > MAX_UPLOAD_DEPTH:
+            raise InputError(
+                f"{zip_path.name} nests folders {deepest} levels deep; at most {MAX_UPLOAD_DEPTH} are accepted "
+                "(a dataset needs <class>/<image>, or <category>/<class>/<image>)."
+            )
+        members = [m for m in entries if not m.is_dir()]
         unpacked = sum(m.file_size for m in members)
         if unpacked > max_bytes:
             raise InputError(
-                f"The zip unpacks to {unpacked / 1024**3:.2f} GiB; at most {max_bytes / 1024**3:.0f} GiB are accepted."
+                f"{zip_path.name} unpacks to {unpacked / 1024**3:.2f} GiB; at most {max_bytes / 1024**3:.0f} GiB are "
+                "accepted."
             )
         if room_bytes is not None and unpacked > room_bytes:
             raise InputError(

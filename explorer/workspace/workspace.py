@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -245,11 +245,22 @@ class Workspace:
             policy = self.policy
             root = unpack_upload(zip_path, folder, policy.max_upload_bytes, policy.max_upload_members, room_bytes)
             source = dataset_source_in(root)
-            dataset = load_dataset(source, dataset_root=root if source.is_file() else None, confine_to_root=True)
-            self.policy.check_upload_images(len(dataset.df))
+            dataset = load_dataset(
+                source,
+                dataset_root=root if source.is_file() else None,
+                confine_to_root=True,
+                max_rows=policy.max_upload_images,
+            )
+            policy.check_upload_images(len(dataset.df))
+            dataset = replace(dataset, name=Path(zip_path).stem)  # not the random name of the folder it is in
             self._switch(progress, dataset=dataset, upload_dir=folder)
-        except BaseException:
+        except BaseException as error:
             shutil.rmtree(folder, ignore_errors=True)
+            if isinstance(error, InputError):  # name the visitor's zip, not the random folder it was unpacked to
+                message = str(error)
+                for shown in (str(folder.resolve()), str(folder), folder.name):
+                    message = message.replace(shown, Path(zip_path).name)
+                error.args = (message,)
             raise
 
     def use_embeddings(self, path: str | Path, progress: Progress | None = None) -> None:
