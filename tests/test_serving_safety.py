@@ -81,6 +81,24 @@ def test_a_model_over_the_budget_is_refused_before_it_is_built(session):
     assert session.workspace.extractor.choice.name == TINY_MODEL
 
 
+def test_a_model_fed_images_over_the_size_limit_is_refused_before_it_is_built(session):
+    with pytest.raises(InputError, match=r"takes 518 px images, above this app's limit of 384 px: .*vits16_dino"):
+        session.set_model("vit_small_patch14_dinov2", "random")
+    assert session.workspace.extractor.choice.name == TINY_MODEL
+
+
+def test_model_names_that_look_like_paths_get_one_message_whether_or_not_the_file_exists(session, public, tmp_path):
+    existing = tmp_path / "weights.safetensors"
+    existing.write_bytes(b"not really weights")
+    names = [str(existing), str(tmp_path / "missing.safetensors"), "../../etc/passwd", "~/model.pt", "x.ckpt"]
+    messages = set()
+    for name in names:
+        with pytest.raises(InputError) as refused:
+            session.set_model(name, "pretrained")
+        messages.add(str(refused.value))
+    assert len(messages) == 1 and "not a file path" in messages.pop()
+
+
 def test_public_mode_bounds_the_training_image_size(session):
     from explorer.training.train import TrainingSettings
 

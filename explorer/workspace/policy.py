@@ -14,6 +14,7 @@ from explorer.data.loading import BUILTIN_DATASETS
 from explorer.errors import InputError
 from explorer.models.registry import PRESETS, parameter_count
 from explorer.models.spec import ModelSpec
+from explorer.models.transforms import image_config_for, image_config_of
 from explorer.workspace.uploads import MAX_UPLOAD_MEMBERS, MAX_UPLOAD_UNPACKED_BYTES
 
 PUBLIC_MAX_UPLOAD_BYTES = 1024**3
@@ -24,6 +25,8 @@ LOCAL_MAX_FILE_SIZE = "500mb"
 PUBLIC_MAX_IMAGE_SIZE = 384  # train / embed resolution: compute grows with its square
 PUBLIC_SESSION_IDLE_S = 30 * 60  # a session unused this long is closed: API clients never send a page unload
 SPACES_VARIABLE = "SPACE_ID"  # set by Hugging Face Spaces in every Space
+PATH_MARKERS = ("/", "\\", "~", "..")  # a model name with one of these names a file, not a model
+CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt", ".bin")
 
 
 @dataclass(frozen=True)
@@ -82,17 +85,45 @@ class ServingPolicy:
                 f"({', '.join(BUILTIN_DATASETS)}) or upload a zip of your images."
             )
 
+    def check_model_name(self, name: str) -> None:
+        """Public mode takes preset and timm names, never file paths (checkpoints arrive as uploads): one message
+        for every path-like name, whether or not such a file exists, so the answer tells nothing about the server."""
+        text = (name or "").strip()
+        if self.public and (
+            any(marker in text for marker in PATH_MARKERS) or text.lower().endswith(CHECKPOINT_SUFFIXES)
+        ):
+            raise InputError(
+                "This app runs in public mode: a model is a preset or timm name (e.g. 'resnet18'), not a file path. "
+                "To use your own weights, upload a checkpoint and choose weights 'checkpoint'."
+            )
+
     def check_model(self, spec: ModelSpec) -> None:
-        """Refuse, before anything is built or downloaded, an architecture over the parameter budget."""
+        """Refuse, before anything is built or downloaded, an architecture over the parameter budget or one fed
+        larger images than the size limit (its compute grows with the square of the size)."""
+        input_size = image_config_of(spec).input_size
+        if self.max_image_size is not None and input_size > self.max_image_size:
+            raise InputError(
+                f"{spec.timm_arch!r} takes {input_size} px images, above this app's limit of {self.max_image_size} "
+                f"px: pick a model with a smaller input (e.g. {self._allowed_presets()})."
+            )
         if self.max_model_params is None:
             return
         n_params = parameter_count(spec.timm_arch)
         if n_params > self.max_model_params:
-            allowed = ", ".join(name for name in PRESETS if _fits(PRESETS[name].timm_arch, self.max_model_params))
             raise InputError(
                 f"{spec.timm_arch!r} has {n_params / 1e6:.0f} M parameters, above this app's budget of "
-                f"{self.max_model_params / 1e6:.0f} M: pick a smaller model (e.g. {allowed})."
+                f"{self.max_model_params / 1e6:.0f} M: pick a smaller model (e.g. {self._allowed_presets()})."
             )
+
+    def _allowed_presets(self) -> str:
+        """The presets within both limits, for messages."""
+        allowed = [
+            name
+            for name, preset in PRESETS.items()
+            if (self.max_model_params is None or parameter_count(preset.timm_arch) <= self.max_model_params)
+            and (self.max_image_size is None or image_config_for(name).input_size <= self.max_image_size)
+        ]
+        return ", ".join(allowed)
 
     def check_image_size(self, image_size: int | None) -> None:
         if self.max_image_size is not None and image_size is not None and image_size > self.max_image_size:
@@ -106,7 +137,3 @@ class ServingPolicy:
                 f"The upload holds {n_images:,} images; this app accepts at most {self.max_upload_images:,}. "
                 "Upload a smaller subset."
             )
-
-
-def _fits(timm_arch: str, budget: int) -> bool:
-    return parameter_count(timm_arch) <= budget

@@ -398,6 +398,7 @@ class Workspace:
             raise InputError(f"Weights must be one of {', '.join(WEIGHT_CHOICES)}, got {weights!r}.")
         if weights == "checkpoint" and not checkpoint:
             raise InputError("Weights 'checkpoint' needs a checkpoint file: upload one first.")
+        self.policy.check_model_name(name)
         choice = ModelChoice((name or "").strip(), weights, checkpoint if weights == "checkpoint" else None)
         report(progress, 0.0, f"loading model {choice.describe()}")
         self._switch(progress, extractor=load_extractor(choice, allow=self.policy.check_model))
