@@ -216,6 +216,7 @@ def test_loading_a_server_path_and_a_bad_path(page, served):
     source.fill("/no/such/folder")
     page.locator("#data-load").click()
     _wait_toast(page, "'folder' is neither a built-in dataset")  # messages name no server folders
+    assert page.locator("#header .error").count() == 0  # the error shows on the Data tab's status, not the header
     source.fill(str(Path(workspace.dataset.root)))
     page.locator("#data-load").click()
     _wait_header(page, f"{len(workspace.df)} images")

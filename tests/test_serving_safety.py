@@ -212,8 +212,11 @@ def test_a_session_runs_one_heavy_job_at_a_time(session):
     try:
         with pytest.raises(InputError, match="already loading data: wait for it to finish or press Cancel"):
             session.set_model("resnet18", "random")
+        with pytest.raises(InputError, match="already loading data"):  # the page's unqueued check, before queueing
+            session.check_free()
     finally:
         session._end_job()
+    session.check_free()  # free again
 
 
 # -- sessions clean up after themselves ----------------------------------------------------------------------

@@ -203,33 +203,33 @@ def _then_refresh(event: Any, session: gr.State, page: Page) -> None:
 
 
 def _wire_changes(session: gr.State, page: Page) -> None:
-    """Data and model switches, each writing the header and a status line, then refreshing every view; the two
-    scriptable ones are `/load_data` and `/set_model`. Cancel (not queued) stops a running load."""
+    """Data and model switches, each refused at once while the session's job runs (unqueued check), else
+    writing the header and a status line (progress and errors on the status line only), then refreshing every
+    view; the two scriptable ones are `/load_data` and `/set_model`. Cancel (not queued) stops a running load."""
     heavy = {"concurrency_id": HEAVY_JOBS, "concurrency_limit": HEAVY_CONCURRENCY}
-    status = {"data": [page.header, page.data.status], "model": [page.header, page.model.status]}
-    changes = [
-        page.data.load.click(
-            data.load_data, [session, page.data.source, page.data.root], status["data"], api_name="load_data", **heavy
-        ),
-        page.data.zip.upload(
-            data.load_zip, [session, page.data.zip], status["data"], api_visibility="private", **heavy
-        ),
-        page.data.embeddings.upload(
-            data.load_embeddings, [session, page.data.embeddings], status["data"], api_visibility="private", **heavy
-        ),
-        page.model.apply.click(
+    private = {"api_visibility": "private"}
+    data_tab, model_tab = page.data, page.model
+    changes = (  # (trigger, handler, inputs, status line, API name)
+        (data_tab.load.click, data.load_data, [data_tab.source, data_tab.root], data_tab.status, "load_data"),
+        (data_tab.zip.upload, data.load_zip, [data_tab.zip], data_tab.status, None),
+        (data_tab.embeddings.upload, data.load_embeddings, [data_tab.embeddings], data_tab.status, None),
+        (
+            model_tab.apply.click,
             model.set_model,
-            [session, page.model.name, page.model.weights, page.model.checkpoint],
-            status["model"],
-            api_name="set_model",
-            **heavy,
+            [model_tab.name, model_tab.weights, model_tab.checkpoint],
+            model_tab.status,
+            "set_model",
         ),
-    ]
-    for change in changes:
+    )
+    for trigger, handler, inputs, status, api_name in changes:
+        naming = {"api_name": api_name} if api_name else private
+        change = trigger(data.refuse_if_busy, session, None, queue=False, **private).success(
+            handler, [session, *inputs], [page.header, status], show_progress_on=[status], **naming, **heavy
+        )
         _then_refresh(change, session, page)
-    for button in (page.data.cancel, page.model.cancel):
-        button.click(data.cancel, session, None, api_visibility="private", concurrency_limit=None)
-    page.model.download.click(model.download_checkpoint, session, page.model.file, api_visibility="private")
+    for button in (data_tab.cancel, model_tab.cancel):
+        button.click(data.cancel, session, None, concurrency_limit=None, **private)
+    model_tab.download.click(model.download_checkpoint, session, model_tab.file, **private)
 
 
 def _wire_training(session: gr.State, page: Page) -> None:

@@ -241,11 +241,19 @@ class WorkspaceSession:
         self.close()
         return True
 
+    def check_free(self) -> None:
+        """Refuse at once (before a new job even queues) while the session's one heavy job runs."""
+        if self._job is not None:
+            raise InputError(self._busy_message())
+
+    def _busy_message(self) -> str:
+        return f"This session is already {self._job or 'busy'}: wait for it to finish or press Cancel."
+
     def _start_job(self, what: str, keep_pending_cancel: bool = False) -> None:
         """Claim the session's one heavy-job slot, or say what holds it. A Cancel pressed earlier is forgotten,
         except for training, whose Train click arms it (`arm_training`) so a Cancel while queued still counts."""
         if not self._job_guard.acquire(blocking=False):
-            raise InputError(f"This session is already {self._job}: wait for it to finish or press Cancel.")
+            raise InputError(self._busy_message())
         self._job = what
         if not keep_pending_cancel:
             self._cancel.clear()

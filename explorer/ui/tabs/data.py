@@ -96,6 +96,12 @@ def _load_upload(load: Callable[..., None], session: WorkspaceSession, path: str
     return session.workspace.describe(), f"{done} {session.workspace.describe()}"
 
 
+@user_errors
+def refuse_if_busy(session: WorkspaceSession) -> None:
+    """Unqueued, before a data or model change: a second job of a session is refused at once, not queued."""
+    session.check_free()
+
+
 def cancel(session: WorkspaceSession) -> None:
     """Cancel a data or model load: the session keeps what it had (a toast says so)."""
     session.cancel()
