@@ -43,3 +43,20 @@ def check_choice(name: str, value: str, choices: Sequence[str]) -> str:
     if value not in choices:
         raise InputError(f"{name} must be one of {', '.join(choices)}, got {value!r}.")
     return value
+
+
+MAX_TYPED_DIGITS = 12  # longer typed numbers are out of every range here (and int() of thousands of digits fails)
+
+
+def typed_whole_number(token: str) -> int | None:
+    """A whole number as a user types it: ASCII digits only, at most MAX_TYPED_DIGITS of them (leading zeros
+    aside); None otherwise. `int()` alone would take "1_0" (10), other scripts' digits ("٣" is 3) and refuse
+    5,000 digits with an error of its own."""
+    if not (token.isascii() and token.isdigit()) or len(token.lstrip("0")) > MAX_TYPED_DIGITS:
+        return None
+    return int(token)
+
+
+def shown_token(token: str, width: int = 20) -> str:
+    """A typed token for a message, cut to `width` characters."""
+    return repr(token if len(token) <= width else token[:width] + "…")

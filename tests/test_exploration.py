@@ -20,6 +20,7 @@ from explorer.workspace.exploration import (
     parse_item_ids,
     query_positions_of,
 )
+from explorer.workspace.inputs import parse_top_k
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +35,14 @@ def test_item_ids_are_parsed_bounded_and_refused_with_the_range():
             parse_item_ids(text, 10)
     with pytest.raises(InputError, match="at most 2"):
         parse_item_ids("1 2 3", 10, limit=2)
+
+
+@pytest.mark.parametrize("token", ["1_0", "\u0663", "+2", "-1", "2.0", "9" * 5000])  # int() reads the first two
+def test_typed_ids_other_than_plain_short_digits_are_refused_with_a_message(token):
+    with pytest.raises(InputError, match="is not a whole number of at most 12 digits"):
+        parse_item_ids(f"1, {token}", 10)
+    with pytest.raises(InputError, match="k must be a positive whole number"):
+        parse_top_k(token)
 
 
 def test_a_selection_from_the_page_is_checked_and_capped():

@@ -21,7 +21,7 @@ from explorer.models import ViTExtractor
 from explorer.training.train import TrainingSettings
 from explorer.workspace import WorkspaceSession
 from explorer.workspace import workspace as workspace_module
-from explorer.workspace.inputs import MAX_QUERIES_PER_GRID, parse_query_ids, training_settings
+from explorer.workspace.inputs import training_settings
 from explorer.workspace.tables import training_curves
 from explorer.workspace.uploads import unpack_upload
 
@@ -42,33 +42,6 @@ def session(shared):
 # -- user input -------------------------------------------------------------------------------------------
 
 
-def test_parse_query_ids_accepts_commas_and_spaces_and_drops_repeats():
-    assert parse_query_ids("0, 3 7,3", 10) == [0, 3, 7]
-    assert parse_query_ids([2, 1], 10) == [2, 1]
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("0, 12", r"Query id 12 is out of range: this dataset has 10 queries, valid ids are 0\.\.9"),
-        ("-1", r"Query id -1 is out of range.*valid ids are 0\.\.9"),
-        ("1, two", r"Query id 'two' is not an integer.*valid ids are 0\.\.9"),
-        (" , ", r"No query ids given.*valid ids are 0\.\.9"),
-        ("1_0", r"Query id '1_0' is not an integer"),  # int() would read 10
-        ("\u0663", r"is not an integer"),  # an Arabic-Indic 3: int() would read 3
-        ("+2", r"Query id '\+2' is not an integer"),
-    ],
-)
-def test_parse_query_ids_rejects_bad_input_with_the_valid_range(text, message):
-    with pytest.raises(InputError, match=message):
-        parse_query_ids(text, 10)
-
-
-def test_parse_query_ids_caps_how_many_are_shown_at_once():
-    with pytest.raises(InputError, match=f"at most {MAX_QUERIES_PER_GRID}"):
-        parse_query_ids(list(range(MAX_QUERIES_PER_GRID + 1)), 100)
-
-
 def test_check_count_gives_the_allowed_range():
     assert check_count("n_instances", 3.0, 1, 5) == 3
     with pytest.raises(InputError, match="n_instances must be between 1 and 5, got 9"):
@@ -79,11 +52,6 @@ def test_check_count_gives_the_allowed_range():
         with pytest.raises(InputError, match="whole number"):
             check_count("n_instances", odd, 1, 5)
     assert check_count("n_instances", np.int64(4), 1, 5) == 4
-
-
-def test_no_query_ids_at_all_is_a_clear_message():
-    with pytest.raises(InputError, match="No query ids given"):
-        parse_query_ids(None, 10)
 
 
 def test_unpack_upload_refuses_members_outside_the_archive(tmp_path):

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from explorer import const as C
+from explorer.checks import MAX_TYPED_DIGITS, shown_token, typed_whole_number
 from explorer.data.items import ItemIndex
 from explorer.errors import InputError
 from explorer.metrics.evaluation import EvaluationResult
@@ -97,10 +98,13 @@ def parse_item_ids(text: str | Sequence[int] | None, n_items: int, limit: int = 
         raise InputError(f"{len(tokens)} item ids given: at most {limit} at once.")
     ids = []
     for token in tokens:
-        text_token = str(token)
-        if isinstance(token, bool) or not (text_token.isascii() and text_token.isdigit()):
-            raise InputError(f"Item id {text_token!r} is not a whole number: enter ids such as '0, 3, 7'.")
-        ids.append(int(text_token))
+        number = None if isinstance(token, bool) else typed_whole_number(str(token))
+        if number is None:
+            raise InputError(
+                f"Item id {shown_token(str(token))} is not a whole number of at most {MAX_TYPED_DIGITS} digits: "
+                "enter ids such as '0, 3, 7'."
+            )
+        ids.append(number)
     outside = [i for i in ids if not 0 <= i < n_items]
     if outside:
         raise InputError(f"Item id {outside[0]} is out of range: this dataset has {n_items} items (0..{n_items - 1}).")

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from explorer import const as C
+from explorer.checks import shown_token, typed_whole_number
 from explorer.errors import InputError
 from explorer.training.train import MINER_NAMES, OPTIMIZERS, TrainingSettings
 
@@ -27,38 +28,14 @@ MAX_INSTANCES = 30
 TRAIN_DEFAULTS = TrainingSettings(epochs=30, lr=5e-4, margin=0.2, n_labels=4, n_instances=4, image_size=96)
 
 
-def parse_query_ids(text: str | Sequence[int], n_queries: int) -> list[int]:
-    """Parse "0, 3, 7" (commas or spaces) into query positions, checking each against 0..n_queries-1."""
-    if text is None:
-        text = ""
-    tokens = text.replace(",", " ").split() if isinstance(text, str) else [str(t) for t in text]
-    if not tokens:
-        raise InputError(f"No query ids given: enter ids such as '0, 3, 7' (valid ids are 0..{n_queries - 1}).")
-    if len(tokens) > MAX_QUERIES_PER_GRID:
-        raise InputError(f"{len(tokens)} query ids given: show at most {MAX_QUERIES_PER_GRID} at once.")
-    ids = []
-    for token in tokens:
-        if not _is_plain_whole_number(token.removeprefix("-")):
-            raise InputError(
-                f"Query id {token!r} is not an integer: enter ids such as '0, 3, 7' (valid ids are 0..{n_queries - 1})."
-            )
-        ids.append(int(token))
-    out_of_range = [i for i in ids if not 0 <= i < n_queries]
-    if out_of_range:
-        raise InputError(
-            f"Query id {out_of_range[0]} is out of range: this dataset has {n_queries} queries, "
-            f"valid ids are 0..{n_queries - 1}."
-        )
-    return list(dict.fromkeys(ids))
-
-
 def parse_top_k(text: str) -> tuple[int, ...]:
     """The k of cmc / precision / map from text such as "1, 5, 10", sorted, with 1 and 5 always kept."""
     values = []
     for token in text.replace(",", " ").split():
-        if not _is_plain_whole_number(token) or int(token) < 1:
-            raise InputError(f"k must be a positive whole number such as '1, 5, 10', got {token!r}.")
-        values.append(int(token))
+        k = typed_whole_number(token)
+        if k is None or k < 1:
+            raise InputError(f"k must be a positive whole number such as '1, 5, 10', got {shown_token(token)}.")
+        values.append(k)
     if not values:
         raise InputError("Give at least one k, such as '1, 5, 10'.")
     return tuple(sorted(set(values) | set(ALWAYS_TOP_K)))
@@ -100,8 +77,3 @@ def training_settings(
         n_instances=n_instances,
         image_size=image_size or None,
     )
-
-
-def _is_plain_whole_number(token: str) -> bool:
-    """ASCII digits only: `int()` would also take "1_0" (10) and other scripts' digits ("٣" is 3)."""
-    return token.isascii() and token.isdigit()
