@@ -122,3 +122,13 @@ def test_an_api_session_left_idle_is_closed_and_told_to_reload(tmp_path):
         assert client.predict(api_name="/metrics")["data"]
         time.sleep(3)
         assert "reload the page" in _message(client, api_name="/metrics")
+
+
+def test_the_page_config_names_no_folder_of_the_app_or_its_environment(url, workspace):
+    import sys
+    import urllib.request
+
+    with urllib.request.urlopen(f"{url.rstrip('/')}/config") as response:
+        config = response.read().decode()
+    folders = [sys.prefix, str(Path(__file__).resolve().parents[1]), str(Path.home()), str(workspace.cache_dir)]
+    assert "plotly" in config and not [folder for folder in folders if folder in config]

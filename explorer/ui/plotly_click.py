@@ -10,6 +10,10 @@ for that point only through the component's server function (`thumbnail`).
 from __future__ import annotations
 
 import functools
+import os
+import shutil
+import tempfile
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -118,12 +122,19 @@ def thumbnail(request: list) -> str | None:
 
 @functools.cache
 def plotly_js_url() -> str:
-    """URL of the installed package's plotly.min.js, made servable by the Gradio app (a relative URL, so it also
-    works when the app is mounted under a sub-path)."""
+    """URL of plotly.min.js, made servable by the Gradio app (a relative URL, so it also works when the app is
+    mounted under a sub-path). Served from a copy in the system temp folder: the page's config names the file's
+    path, and the installed package's path would tell every visitor where the app and its environment live."""
     if not PLOTLY_JS_PATH.is_file():
         raise FileNotFoundError(f"plotly.min.js not found at {PLOTLY_JS_PATH}; reinstall the plotly package.")
-    gr.set_static_paths([PLOTLY_JS_PATH])
-    return f"gradio_api/file={quote(str(PLOTLY_JS_PATH))}"
+    served = Path(tempfile.gettempdir()) / "metric-learning-explorer-static" / f"plotly-{plotly.__version__}.min.js"
+    if not served.is_file() or served.stat().st_size != PLOTLY_JS_PATH.stat().st_size:
+        served.parent.mkdir(parents=True, exist_ok=True)
+        partial = served.with_name(f".{served.name}.{uuid.uuid4().hex}.tmp")
+        shutil.copyfile(PLOTLY_JS_PATH, partial)
+        os.replace(partial, served)  # atomic: another app process never serves half a file
+    gr.set_static_paths([served])
+    return f"gradio_api/file={quote(str(served))}"
 
 
 def figure_to_value(figure: go.Figure | dict | str | None) -> str | None:
