@@ -1,12 +1,12 @@
 """What the app's Train tab gives with its defaults: the README's training figure, measured on the user's path.
 
-Builds the app's default workspace (`Workspace.build()`: built-in shapes data, the offline pretrained extractor as
-the app loads it), trains it with `explorer.workspace.inputs.TRAIN_DEFAULTS` through `Workspace.train` (the call the
-Train tab makes), and prints the validation cmc@1 / map@5 the training curves show (at the training image size)
-and the ones the Metrics tab shows before and after (at the extractor's input size: the preset's before training,
-the training image size after, since training keeps the extractor at that size).
+Builds the app's workspace (`Workspace.build(data)`: the default built-in shapes data unless --data names another
+source, the offline pretrained extractor as the app loads it), trains it with
+`explorer.workspace.inputs.TRAIN_DEFAULTS` (with --epochs) through `Workspace.train` (the call the Train tab makes),
+and prints the per-epoch table the training curves show (validation at the training image size, epoch 0 first) and
+the cmc@1 / map@5 the Metrics tab shows before and after (at the extractor's input size).
 
-Run: nice .venv/bin/python bench/bench_train_tab.py [--runs 1]
+Run: nice .venv/bin/python bench/bench_train_tab.py [--data ../shared/data/birds50] [--epochs 1 3 10 30] [--runs 1]
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -26,22 +27,22 @@ from explorer.workspace.inputs import TRAIN_DEFAULTS  # noqa: E402
 from explorer.workspace.workspace import Workspace  # noqa: E402
 
 
-def train_tab_run(cache_dir: Path) -> None:
-    workspace = Workspace.build(cache_dir=cache_dir)
+def train_tab_run(cache_dir: Path, data: str | None, epochs: int) -> None:
+    workspace = Workspace.build(data, cache_dir=cache_dir) if data else Workspace.build(cache_dir=cache_dir)
     before = workspace.evaluation().metrics_flat
     size_before = workspace.extractor.model.image_config.input_size
+    settings = replace(TRAIN_DEFAULTS, epochs=epochs)
     started = time.perf_counter()
-    result = workspace.train(TRAIN_DEFAULTS)
+    result = workspace.train(settings)
     seconds = time.perf_counter() - started
     after = workspace.evaluation().metrics_flat
     size_after = workspace.extractor.model.image_config.input_size
-    print(f"\n## Train tab defaults on the default workspace ({workspace.describe()})")
-    print(f"settings: {TRAIN_DEFAULTS}")
+    print(f"\n## Train tab defaults, {epochs} epoch(s), on {workspace.describe()}")
     print(result.history_frame().to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(
-        f"training curves (validation at {TRAIN_DEFAULTS.image_size} px): cmc@1 "
-        f"{result.initial_metrics[VAL_CMC_1]:.4f} -> {result.final_metrics[VAL_CMC_1]:.4f}, map@5 "
-        f"{result.initial_metrics[VAL_MAP_5]:.4f} -> {result.final_metrics[VAL_MAP_5]:.4f}"
+        f"training curves: cmc@1 {result.initial_metrics[VAL_CMC_1]:.4f} -> {result.final_metrics[VAL_CMC_1]:.4f}, "
+        f"map@5 {result.initial_metrics[VAL_MAP_5]:.4f} -> {result.final_metrics[VAL_MAP_5]:.4f} "
+        f"(epoch {result.kept_epoch} kept)"
     )
     print(
         f"Metrics tab ({size_before} px before, {size_after} px after): cmc@1 {before[VAL_CMC_1]:.4f} -> "
@@ -51,11 +52,14 @@ def train_tab_run(cache_dir: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--runs", type=int, default=1, help="repeat the run to see how much the figures vary")
+    parser.add_argument("--data", help="a data source as the app takes it (default: the app's default data)")
+    parser.add_argument("--epochs", type=int, nargs="+", default=[TRAIN_DEFAULTS.epochs], help="one run per count")
+    parser.add_argument("--runs", type=int, default=1, help="repeat each run to see how much the figures vary")
     args = parser.parse_args()
-    for _ in range(args.runs):
-        with tempfile.TemporaryDirectory() as folder:
-            train_tab_run(Path(folder))
+    for epochs in args.epochs:
+        for _ in range(args.runs):
+            with tempfile.TemporaryDirectory() as folder:
+                train_tab_run(Path(folder), args.data, epochs)
 
 
 if __name__ == "__main__":

@@ -429,3 +429,56 @@ def test_training_on_shapes_raises_validation_cmc_at_1(shapes):
     )
     before, after = result.initial_metrics["OVERALL/cmc/1"], result.final_metrics["OVERALL/cmc/1"]
     assert after >= before + 0.05, (before, [r.val_cmc_1 for r in result.history])
+
+
+def _batchnorm_modes(extractor) -> set[bool]:
+    return {m.training for m in extractor.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+
+
+def test_pretrained_weights_get_the_fine_tuning_recipe_for_the_run_and_lose_it_afterwards():
+    extractor = ViTExtractor(None, arch="test_efficientnet")
+    extractor.preset = "pretrained somewhere"  # what a preset, timm weights or a checkpoint set
+    settings = TrainingSettings(lr=1e-3, layer_decay=0.5)
+    with train_module.fine_tuning(extractor, settings) as groups:
+        extractor.train()
+        extractor(torch.zeros(2, 3, 32, 32))  # the hook puts BatchNorm back in eval mode before each forward
+        assert _batchnorm_modes(extractor) == {False}
+        frozen = [name for name, p in extractor.named_parameters() if not p.requires_grad]
+        assert frozen and all(p.requires_grad for group in groups for p in group["params"])  # frozen: left out
+        learning_rates = sorted({group["lr"] for group in groups}, reverse=True)
+        assert learning_rates[0] == 1e-3 and learning_rates[1] == pytest.approx(5e-4)  # earlier stages: less
+    extractor.train()
+    extractor(torch.zeros(2, 3, 32, 32))
+    assert _batchnorm_modes(extractor) == {True}
+    assert all(p.requires_grad for p in extractor.parameters())
+
+
+def test_a_random_init_trains_every_layer_at_one_learning_rate_unless_asked():
+    extractor = ViTExtractor(None, arch="test_efficientnet")
+    with train_module.fine_tuning(extractor, TrainingSettings()) as groups:
+        assert len(groups) == 1 and len(groups[0]["params"]) == len(list(extractor.parameters()))
+    with train_module.fine_tuning(extractor, TrainingSettings(fine_tune=True)) as groups:
+        assert len({group["lr"] for group in groups}) > 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("fine_tune", "yes", "fine_tune must be True, False or None"),
+        ("layer_decay", 0.0, "layer_decay must be above 0"),
+        ("frozen_fraction", 1.0, "frozen_fraction must be below 1"),
+        ("warmup_fraction", 1.5, "warmup_fraction must be at most 1"),
+    ],
+)
+def test_recipe_settings_are_checked(field, value, message):
+    with pytest.raises(InputError, match=message):
+        TrainingSettings(**{field: value})
+
+
+def test_when_epoch_0_is_kept_the_extractor_keeps_its_own_image_size(small_shapes, monkeypatch):
+    root, train_df, val_df = small_shapes
+    _scripted_validation(monkeypatch, [0.9, 0.5, 0.4])  # training only got worse
+    extractor = ViTExtractor(None, arch="test_efficientnet")
+    own_size = extractor.image_config.input_size
+    result = train_extractor(extractor, train_df, val_df, dataset_root=root, settings=replace(QUICK, image_size=48))
+    assert result.kept_epoch == 0 and extractor.image_config.input_size == own_size != 48

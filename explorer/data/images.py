@@ -86,3 +86,21 @@ def crop_to_bbox(image: Image.Image, bbox: BBox, path: str | Path = "<image>") -
     if x1 >= width or y1 >= height:
         raise ImageReadError(f"Bounding box {bbox} of {path} lies outside the {width}x{height} image.")
     return image.crop((x1, y1, min(x2, width), min(y2, height)))
+
+
+def typical_image_side(paths: list[str], sample: int = 64, multiple: int = 32) -> int | None:
+    """The median shorter side of up to `sample` images spread over `paths` (headers only, nothing decoded),
+    rounded up to a multiple of `multiple`; None when none can be read. Training above it only upsamples."""
+    if not paths:
+        return None
+    picked = [paths[i] for i in np.linspace(0, len(paths) - 1, min(sample, len(paths))).astype(int)]
+    sides = []
+    for path in picked:
+        try:
+            with Image.open(path) as image:
+                sides.append(min(image.size))
+        except (OSError, ValueError):  # unreadable files get their own message when they are read for real
+            continue
+    if not sides:
+        return None
+    return int(-(-np.median(sides) // multiple) * multiple)

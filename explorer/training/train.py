@@ -8,10 +8,11 @@ model worse on validation than it started (or, on request, on the last epoch).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,14 @@ from explorer.progress import Progress, report
 from explorer.training.lightning import NonFiniteLossError, check_finite_loss
 from explorer.training.losses import TRIPLET_LOG_KEYS, TripletLossWithMiner
 from explorer.training.miners import AllTripletsMiner, HardTripletsMiner, NHardTripletsMiner, TripletsMiner
+from explorer.training.recipe import (
+    freeze_batchnorm,
+    freeze_early_stages,
+    parameter_groups,
+    stages_to_freeze,
+    unfreeze_all,
+    warmup_cosine_scheduler,
+)
 from explorer.training.sampler import BalanceSampler
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
@@ -83,6 +92,14 @@ class TrainingSettings:
     seed: int = 0
     select_by: str = VAL_CMC_1  # the validation metric (higher is better) that picks the epoch to keep
     keep: str = "best"  # one of KEEP_CHOICES: the best epoch by `select_by` (epoch 0 included), or the last one
+    # The fine-tuning recipe (explorer.training.recipe): None = on for pretrained weights or a checkpoint, off for
+    # a random init. On: BatchNorm statistics frozen, the first stages holding `frozen_fraction` of the parameters
+    # frozen, each earlier stage's learning rate `layer_decay` times the next one's.
+    fine_tune: bool | None = None
+    frozen_fraction: float = 0.02
+    layer_decay: float = 0.7
+    warmup_fraction: float = 0.1  # of all steps: the learning rate rises linearly, then follows a cosine ...
+    final_lr_fraction: float = 0.1  # ... down to this fraction of `lr` at the last step
 
     def __post_init__(self) -> None:
         """The one validation of training settings (app, CLI and Python alike): every field is checked and
@@ -105,6 +122,12 @@ class TrainingSettings:
         self.eval_batch_size = check_count("eval_batch_size", self.eval_batch_size, 1)
         self.seed = check_count("seed", self.seed, 0)
         self.keep = check_choice("keep", self.keep, KEEP_CHOICES)
+        if self.fine_tune is not None and not isinstance(self.fine_tune, bool):
+            raise InputError(f"fine_tune must be True, False or None (automatic), got {self.fine_tune!r}.")
+        self.frozen_fraction = _check_fraction("frozen_fraction", self.frozen_fraction, upper_open=True)
+        self.layer_decay = _check_fraction("layer_decay", self.layer_decay, lower_open=True)
+        self.warmup_fraction = _check_fraction("warmup_fraction", self.warmup_fraction)
+        self.final_lr_fraction = _check_fraction("final_lr_fraction", self.final_lr_fraction)
         if not isinstance(self.select_by, str) or self.select_by.count(C.METRIC_NAME_SEPARATOR) != 2:
             raise InputError(
                 f"select_by must be a validation metric such as {', '.join(SELECTABLE_METRICS)}, got {self.select_by!r}."
@@ -112,6 +135,14 @@ class TrainingSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _check_fraction(name: str, value: float, lower_open: bool = False, upper_open: bool = False) -> float:
+    """A number in [0, 1] (open at an end where asked), or a message saying so."""
+    value = check_number(name, value, 0.0, strictly_above=lower_open)
+    if value > 1 or (upper_open and value == 1):
+        raise InputError(f"{name} must be {'below' if upper_open else 'at most'} 1, got {value!r}.")
+    return value
 
 
 @dataclass
@@ -192,8 +223,36 @@ def make_miner(settings: TrainingSettings) -> TripletsMiner:
 
 
 def make_optimizer(settings: TrainingSettings, parameters: Any) -> torch.optim.Optimizer:
+    """The chosen optimizer over `parameters` (tensors, or groups each with its own learning rate)."""
     extra = {"momentum": 0.9} if settings.optimizer == "sgd" else {}
     return OPTIMIZERS[settings.optimizer](parameters, lr=settings.lr, weight_decay=settings.weight_decay, **extra)
+
+
+def starts_pretrained(extractor: ViTExtractor) -> bool:
+    """Whether the extractor holds learned weights (a preset, timm's pretrained weights or a checkpoint)."""
+    return extractor.preset is not None or extractor.checkpoint_metadata is not None
+
+
+@contextlib.contextmanager
+def fine_tuning(extractor: ViTExtractor, settings: TrainingSettings) -> Iterator[list[dict]]:
+    """The recipe applied for one run, yielding the optimizer's parameter groups; undone afterwards (every
+    parameter trainable again, BatchNorm back to normal), so the extractor in use behaves as any other.
+
+    Why (measured in bench/bench_recipe.py): small balanced batches re-estimate BatchNorm statistics from a few
+    correlated images and one learning rate rewrites the generic early filters, so plain fine-tuning made a
+    pretrained model worse on real photos; frozen statistics, frozen first stages and smaller learning rates for
+    earlier stages keep what it knew while its last stages learn the new classes.
+    """
+    if not (starts_pretrained(extractor) if settings.fine_tune is None else settings.fine_tune):
+        yield [{"params": [p for p in extractor.parameters() if p.requires_grad]}]
+        return
+    hook = freeze_batchnorm(extractor)
+    freeze_early_stages(extractor, stages_to_freeze(extractor, settings.frozen_fraction))
+    try:
+        yield parameter_groups(extractor, settings.lr, settings.layer_decay, settings.weight_decay)
+    finally:
+        hook.remove()
+        unfreeze_all(extractor)
 
 
 def evaluate_extractor(
@@ -321,6 +380,7 @@ def _train_epoch(
     loader: DataLoader,
     criterion: TripletLossWithMiner,
     optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
     epoch: int,
     run: _RunHooks,
 ) -> tuple[dict[str, float], str | None]:
@@ -339,6 +399,7 @@ def _train_epoch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        scheduler.step()
         logs = {key: criterion.last_logs[key] for key in TRIPLET_LOG_KEYS}
         record = BatchRecord(epoch, step, n_batches, epoch - 1 + step / n_batches, float(loss.detach()), **logs)
         for key in sums:
@@ -379,12 +440,12 @@ def train_extractor(
     """
     settings = settings or TrainingSettings()
     torch.manual_seed(settings.seed)
+    original_size = extractor.image_config
     extractor.set_input_size(settings.image_size)
     train_dataset, val_dataset = _datasets(extractor, train_data, val_data, dataset_root, settings.augment)
     sampler = BalanceSampler(train_dataset.get_labels(), settings.n_labels, settings.n_instances, seed=settings.seed)
     loader = DataLoader(train_dataset, batch_sampler=sampler, num_workers=settings.num_workers)
     criterion = TripletLossWithMiner(margin=settings.margin, miner=make_miner(settings), need_logs=True)
-    optimizer = make_optimizer(settings, extractor.parameters())
     n_batches = len(loader)
     run = _RunHooks(settings, progress, on_batch_end, cancel)
 
@@ -404,18 +465,25 @@ def train_extractor(
     result.history.append(_epoch_record(0, dict.fromkeys(STEP_KEYS), 0, initial, started))
     if on_epoch_end is not None:
         on_epoch_end(result.history[0])
-    for epoch in range(1, settings.epochs + 1):
-        started = time.perf_counter()
-        sums, result.stopped_reason = _train_epoch(extractor, loader, criterion, optimizer, epoch, run)
-        if result.stopped_reason is not None:
-            break
-        metrics = validate(f"validating after epoch {epoch}", epoch / settings.epochs)
-        result.history.append(_epoch_record(epoch, sums, n_batches, metrics, started))
-        kept.offer(extractor, epoch, metrics)
-        if checkpoint_path is not None:
-            result.checkpoint_path = kept.save(extractor, checkpoint_path, epoch)
-        if on_epoch_end is not None:
-            on_epoch_end(result.history[-1])
+    total_steps = settings.epochs * n_batches
+    with fine_tuning(extractor, settings) as groups:
+        optimizer = make_optimizer(settings, groups)
+        warmup_steps = round(settings.warmup_fraction * total_steps)
+        scheduler = warmup_cosine_scheduler(optimizer, warmup_steps, max(1, total_steps), settings.final_lr_fraction)
+        for epoch in range(1, settings.epochs + 1):
+            started = time.perf_counter()
+            sums, result.stopped_reason = _train_epoch(extractor, loader, criterion, optimizer, scheduler, epoch, run)
+            if result.stopped_reason is not None:
+                break
+            metrics = validate(f"validating after epoch {epoch}", epoch / settings.epochs)
+            result.history.append(_epoch_record(epoch, sums, n_batches, metrics, started))
+            kept.offer(extractor, epoch, metrics)
+            if checkpoint_path is not None:
+                result.checkpoint_path = kept.save(extractor, checkpoint_path, epoch)
+            if on_epoch_end is not None:
+                on_epoch_end(result.history[-1])
     kept.restore(extractor, result)
+    if result.kept_epoch == 0:  # the weights before training stay, and so does the size they were used at
+        extractor.image_config = original_size
     extractor.eval()
     return result
