@@ -14,7 +14,9 @@ class InputError(ValueError):
 
 
 # An absolute path (POSIX, `~/…` or a Windows drive) of two or more components, up to a quote, space or delimiter.
-_ABSOLUTE_PATH = re.compile(r"""(?<![\w.:/])(?:[A-Za-z]:[\\/]|~/|/)(?:[^\s'"`<>|:;,()\[\]\\/]+[\\/])+([^\s'"`<>|:;,()\[\]\\/]*)""")
+_ABSOLUTE_PATH = re.compile(
+    r"""(?<![\w.:/])(?:[A-Za-z]:[\\/]|~/|/)(?:[^\s'"`<>|:;,()\[\]\\/]+[\\/])+([^\s'"`<>|:;,()\[\]\\/]*)"""
+)
 
 
 def without_server_paths(message: str) -> str:
