@@ -4,6 +4,7 @@ from explorer.training.lightning import ExtractorModule, MetricValCallback, NonF
 from explorer.training.loggers import create_logger
 from explorer.training.losses import TripletLoss, TripletLossWithMiner
 from explorer.training.miners import AllTripletsMiner, HardTripletsMiner, NHardTripletsMiner, TripletsMiner
+from explorer.training.recipe import FineTuneRecipe, prepare_fine_tuning
 from explorer.training.sampler import BalanceSampler
 from explorer.training.train import (
     EpochRecord,
@@ -18,6 +19,7 @@ __all__ = [
     "BalanceSampler",
     "EpochRecord",
     "ExtractorModule",
+    "FineTuneRecipe",
     "HardTripletsMiner",
     "MetricValCallback",
     "NHardTripletsMiner",
@@ -29,5 +31,6 @@ __all__ = [
     "TripletsMiner",
     "create_logger",
     "evaluate_extractor",
+    "prepare_fine_tuning",
     "train_extractor",
 ]
