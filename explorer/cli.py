@@ -46,6 +46,7 @@ from explorer.training.train import (
 EXIT_BAD_INPUT = 1
 EMBEDDING_SUFFIXES = (".npy", ".parquet")
 ACCELERATORS = ("cpu", "gpu", "auto")
+FINE_TUNE_CHOICES = {"auto": None, "on": True, "off": False}  # --fine-tune -> TrainingSettings.fine_tune
 
 
 class UsageError(InputError):
@@ -135,6 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=KEEP_CHOICES,
         default=defaults.keep,
         help="end on the best epoch by --select-by (epoch 0, before training, included) or on the last one",
+    )
+    train.add_argument(
+        "--fine-tune",
+        choices=FINE_TUNE_CHOICES,
+        default="auto",
+        help="the fine-tuning recipe (frozen BatchNorm statistics and first stages, smaller lr for earlier "
+        "stages); auto: on for pretrained weights or a checkpoint, off for --arch",
     )
 
     evaluate = commands.add_parser("evaluate", help="print the validation metrics of a model")
@@ -236,6 +244,7 @@ def run_train(args: argparse.Namespace) -> None:
         seed=args.seed,
         select_by=args.select_by,
         keep=args.keep,
+        fine_tune=FINE_TUNE_CHOICES[args.fine_tune],
     )
     data = _load_data(args)
     if data.train_df.empty:

@@ -75,6 +75,14 @@ def test_train_keep_last_ends_on_the_last_epoch(csv_path, tmp_path, capsys):
     assert read_checkpoint_metadata(out).training["epoch_in_use"] == 2
 
 
+@pytest.mark.parametrize(("flag", "stored"), [("auto", None), ("on", True), ("off", False)])
+def test_train_fine_tune_flag_reaches_the_settings_in_the_checkpoint(csv_path, tmp_path, flag, stored):
+    out = tmp_path / "model.safetensors"
+    argv = ["train", "--data", str(csv_path), *TINY, "--out", str(out), "--epochs", "1", "--n-labels", "2"]
+    assert main([*argv, "--n-instances", "2", "--fine-tune", flag, "--keep", "last"]) == 0
+    assert read_checkpoint_metadata(out).training["fine_tune"] is stored
+
+
 def test_evaluate_prints_the_metrics_table(csv_path, tmp_path, capsys):
     checkpoint = ViTExtractor(None, arch="test_efficientnet").save(tmp_path / "model.safetensors")
     assert main(["evaluate", "--data", str(csv_path), "--model", str(checkpoint), "--image-size", "32"]) == 0
