@@ -48,3 +48,13 @@ def test_item_index_reads_boxes_when_the_frame_has_them():
     df = _frame().assign(x_1=[0, 1, None, 0, 0, 0], y_1=0, x_2=5, y_2=6)
     items = ItemIndex.from_frame(df, Path("/data"))
     assert items.bboxes[1] == (1, 0, 5, 6) and items.bboxes[2] is None
+
+
+def test_lookups_built_once_answer_like_a_scan_of_every_item():
+    items = ItemIndex.from_frame(_frame().assign(label_name=["gull", "gull", "tern", "tern", None, None]), Path("/d"))
+    assert [items.query_id_of_item(i) for i in (-1, 2, 4, 5, 6, 99)] == [None, 0, 1, 2, None, None]
+    assert items.file_name(3) == "d.jpg" and items.file_names([5, 0]) == ["f.jpg", "a.jpg"]
+    assert items.all_file_names.tolist() == ["a.jpg", "b.jpg", "c.jpg", "d.jpg", "e.jpg", "f.jpg"]
+    assert items.validation_label_names.tolist() == ["tern", "tern", "2", "2"]
+    assert items.validation_bboxes() == [None] * 4
+    assert items.validation_paths() is not items.validation_paths()  # a fresh list each time: callers may change it

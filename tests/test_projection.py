@@ -53,6 +53,25 @@ def _fake_umap(monkeypatch) -> list:
     return calls
 
 
+def _hover(trace) -> list[str]:
+    """Each point's hover text as plotly.js renders the trace's template (the fields the template names)."""
+    fields = {
+        "%{customdata}": lambda i: str(trace.customdata[i]),
+        "%{text}": lambda i: str(trace.text[i]),
+        "%{fullData.name}": lambda i: trace.name,
+        "%{hovertext}": lambda i: str(trace.hovertext[i]),
+        "%{marker.color:.3f}": lambda i: f"{trace.marker.color[i]:.3f}",
+    }
+    texts = []
+    for i in range(len(trace.customdata)):
+        text = trace.hovertemplate.removesuffix("<extra></extra>")
+        for field, value in fields.items():
+            text = text.replace(field, value(i)) if field in text else text
+        assert "%{" not in text
+        texts.append(text)
+    return texts
+
+
 def _figure_inputs(n_items: int) -> dict:
     rng = np.random.default_rng(0)
     return {
@@ -82,7 +101,15 @@ def test_pca_is_deterministic_and_orders_components_by_variance():
     assert first[:, 0].var() >= first[:, 1].var() > 0
 
 
-def test_pca_matches_the_full_svd_up_to_sign():
+@pytest.fixture(params=["scatter", "svd"])
+def pca_route(request, monkeypatch):
+    """PCA by the D x D scatter matrix (embeddings up to PCA_SCATTER_MAX_DIM wide) or by an SVD (wider ones)."""
+    if request.param == "svd":
+        monkeypatch.setattr(projection, "PCA_SCATTER_MAX_DIM", 0)
+    return request.param
+
+
+def test_pca_matches_the_full_svd_up_to_sign(pca_route):
     embeddings = np.random.default_rng(2).normal(size=(50, 20)) * np.arange(20, 0, -1)
     centered = embeddings - embeddings.mean(axis=0)
     left, singular, _ = np.linalg.svd(centered, full_matrices=False)
@@ -90,7 +117,7 @@ def test_pca_matches_the_full_svd_up_to_sign():
 
 
 @pytest.mark.parametrize("shape", [(1, 8), (2, 8), (3, 8), (10, 1)])
-def test_pca_of_degenerate_shapes_pads_missing_components_with_zeros(shape):
+def test_pca_of_degenerate_shapes_pads_missing_components_with_zeros(shape, pca_route):
     embeddings = np.random.default_rng(3).normal(size=shape)
     coords = calc_pca_projection(embeddings)
     assert coords.shape == (shape[0], 2)
@@ -189,7 +216,7 @@ def test_figure_points_carry_their_item_ids_and_hover_text():
     position_of_id = {item_id: i for i, item_id in enumerate(inputs["item_ids"])}
     seen = []
     for trace in figure.data:
-        for x, y, item_id, text in zip(trace.x, trace.y, trace.customdata, trace.text, strict=True):
+        for x, y, item_id, text in zip(trace.x, trace.y, trace.customdata, _hover(trace), strict=True):
             i = position_of_id[item_id]
             assert (x, y) == tuple(inputs["coords"][i])
             assert text == f"label: {inputs['labels'][i]}<br>id: {item_id}<br>file: {inputs['paths'][i]}"
@@ -211,7 +238,8 @@ def test_categorical_colours_give_one_legend_entry_per_category_and_grey_for_mis
     assert [trace.name for trace in figure.data] == ["True", "False", "n/a"]
     assert [list(trace.customdata) for trace in figure.data] == [[100, 102], [101, 105], [103, 104]]
     assert figure.data[2].marker.color == projection.MISSING_VALUE_COLOR
-    assert figure.data[0].text[0].endswith("<br>hit@1: True")
+    assert _hover(figure.data[0])[0] == "label: 0<br>id: 100<br>file: class_0/img_0.jpg<br>hit@1: True"
+    assert _hover(figure.data[2])[1] == "label: 1<br>id: 104<br>file: class_1/img_4.jpg<br>hit@1: n/a"
 
 
 def test_continuous_colours_use_a_colour_scale():
@@ -220,7 +248,8 @@ def test_continuous_colours_use_a_colour_scale():
     scaled, missing = figure.data
     assert scaled.marker.showscale and list(scaled.marker.color) == [0.0, 0.5, 1.0, 0.25]
     assert list(missing.customdata) == [104]
-    assert scaled.text[1].endswith("<br>map@5: 0.500")
+    assert _hover(scaled)[1] == "label: 1<br>id: 101<br>file: class_1/img_1.jpg<br>map@5: 0.500"
+    assert _hover(missing) == ["label: 1<br>id: 104<br>file: class_1/img_4.jpg<br>map@5: n/a"]
 
 
 def test_many_categories_keep_the_most_frequent_in_the_legend_and_the_rest_share_other():
@@ -233,6 +262,17 @@ def test_many_categories_keep_the_most_frequent_in_the_legend_and_the_rest_share
     assert other.name == f"{81 - (projection.MAX_LEGEND_CATEGORIES - 1)} other categories"
     assert sum(len(trace.x) for trace in figure.data) == 100
     assert len(set(other.marker.color)) > 1  # the shared entry keeps each label's own colour
+    i = int(other.customdata[0]) - 100  # its labels are the inputs' (i % 3), not the colour values: per point
+    assert _hover(other)[0] == f"label: {i % 3}<br>id: {i + 100}<br>file: class_{i % 3}/img_{i}.jpg"
+
+
+def test_points_of_one_label_get_their_label_from_the_trace_name_not_per_point():
+    inputs = _figure_inputs(WEBGL_MIN_POINTS + 1)
+    labels = [f"label {i % 3}" for i in range(WEBGL_MIN_POINTS + 1)]
+    figure = projection_figure(**{**inputs, "labels": labels}, color_values=labels, color_name=LABELS_COLUMN)
+    assert all(trace.hovertext is None for trace in figure.data)  # one label per trace: no per-point labels
+    assert all(list(trace.text) == [inputs["paths"][i - 100] for i in trace.customdata] for trace in figure.data)
+    assert _hover(figure.data[0])[0] == "label: label 0<br>id: 100<br>file: class_0/img_0.jpg"
 
 
 def test_fixed_colours_focus_and_thumbnail_token():
@@ -247,6 +287,7 @@ def test_fixed_colours_focus_and_thumbnail_token():
     )
     faint, hit, miss = figure.data
     assert faint.name == projection.FAINT_NAME and list(faint.customdata) == [103]
+    assert _hover(faint) == ["label: 0<br>id: 103<br>file: class_0/img_3.jpg<br>hit@1: miss"]
     assert (hit.marker.color, miss.marker.color) == ("green", "red")
     assert figure.layout.meta == {"thumbnails": "token"}
 

@@ -19,7 +19,7 @@ from explorer.viz.retrieval_render import (
     render_pillow,
     tile_at,
 )
-from explorer.viz.thumbnails import cached_thumbnail, load_thumbnail
+from explorer.viz.thumbnails import cached_thumbnail, hover_thumbnail, load_thumbnail, register_items
 
 
 @pytest.fixture
@@ -231,3 +231,14 @@ def test_framed_thumbnail_crops_to_the_bbox(tmp_path):
     assert framed.size == (50, 50)
     assert framed.getpixel((25, 25)) == (255, 0, 0)
     assert framed.getpixel((0, 0)) == C.HIT_COLOR
+
+
+def test_registering_the_same_items_again_gives_their_token_back(scene):
+    _, path_list = scene
+    paths, bboxes = tuple(path_list), (None,) * len(path_list)
+    token = register_items(paths, bboxes)
+    assert register_items(paths, bboxes) == token  # the same tuples: found without hashing them again
+    assert register_items(list(paths), list(bboxes)) == token  # equal items: the same token
+    assert register_items(paths[::-1], bboxes) != token
+    assert hover_thumbnail(token, 0).startswith("data:image/webp;base64,")
+    assert hover_thumbnail(token, len(paths)) is None

@@ -143,6 +143,23 @@ def test_worst_queries_are_the_lowest_by_the_metric_ties_by_position(shared):
     assert table["OVERALL/map/5"].tolist() == pytest.approx(np.round(values[expected], 4).tolist())
 
 
+def test_worst_queries_rank_every_query_once_per_metric_and_k(session, monkeypatch):
+    own = session.edit()
+    ranked = []
+    real = own.evaluation().worst_queries
+    monkeypatch.setattr(type(own.evaluation()), "worst_queries", lambda self, *a: ranked.append(a) or real(*a))
+    first = own.worst_queries("OVERALL/map/5", 4, 3)[1]
+    assert ranked in ([], [("OVERALL/map/5", own.n_queries)])  # [] when an earlier test ranked it already
+    before = len(ranked)
+    assert own.worst_queries("OVERALL/map/5", 2, 3)[1].equals(first.head(2))  # a prefix of the same ranking
+    assert own.worst_queries("OVERALL/map/5", 4, 3)[1].equals(first)
+    assert len(ranked) == before
+    own.set_metric_top_k("2")  # another evaluation: ranked again, once
+    assert own.worst_queries("OVERALL/map/5", 4, 3)[1].equals(first)
+    own.worst_queries("OVERALL/map/5", 3, 3)
+    assert len(ranked) == before + 1
+
+
 def test_worst_queries_unknown_metric_lists_the_choices(shared):
     with pytest.raises(InputError, match="Unknown metric 'map@5'.*OVERALL/map/5"):
         shared.worst_queries("map@5", 3, 3)
@@ -179,6 +196,32 @@ def test_projection_hit_at_1_is_known_for_queries_only(shared):
     colours = {trace.name: trace.marker.color for trace in figure.data}
     assert colours.get("hit", "rgb(44,160,44)") == "rgb(44,160,44)"  # green, as hits in the grids
     assert colours.get("miss", "rgb(214,39,40)") == "rgb(214,39,40)"  # red, as misses
+
+
+def test_projection_figures_reuse_one_point_table_until_the_embeddings_change(session, monkeypatch, tmp_path):
+    own = session.edit()
+    built = []
+    real = workspace_module.label_choices
+    monkeypatch.setattr(workspace_module, "label_choices", lambda items: built.append(1) or real(items))
+    first = own.projection("pca", "hit@1")
+    before = len(built)  # 0 when an earlier test drew this workspace's projection already
+    assert own.projection("pca", "hit@1").to_json() == first.to_json()  # the same picture from the same table
+    own.projection("pca", "split")
+    assert len(built) == before <= 1
+    np.save(tmp_path / "one_point.npy", np.ones_like(own.embeddings()))  # every query's first result is a tie
+    own.use_embeddings(tmp_path / "one_point.npy")
+    changed = {trace.name: len(trace.customdata) for trace in own.projection("pca", "hit@1").data}
+    assert len(built) == before + 1  # new embeddings: a new table, coloured by the new evaluation's hit@1
+    assert changed == {"n/a": len(own.df) - own.n_queries, **_hit_counts(own)}
+
+
+def _hit_counts(workspace) -> dict[str, int]:
+    """hit@1 of every query straight from the evaluation (the projection's colouring must agree)."""
+    hits = workspace.per_query_values("OVERALL/cmc/1")
+    no_truth = workspace.evaluation().retrieval.n_gt.numpy() == 0
+    counts = {"hit": int(((hits == 1) & ~no_truth).sum()), "miss": int(((hits == 0) & ~no_truth).sum())}
+    counts["no ground truth"] = int(no_truth.sum())
+    return {name: count for name, count in counts.items() if count}
 
 
 def test_projection_rejects_an_unknown_colouring(shared):

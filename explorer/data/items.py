@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -48,9 +49,10 @@ class ItemIndex:
         validation = np.flatnonzero((df[C.SPLIT_COLUMN] == C.VALIDATION_SPLIT).to_numpy())
         flags = df.iloc[validation]
         has_boxes = all(column in df.columns for column in C.BBOX_COLUMNS)
+        boxes = map(bbox_of_row, df[list(C.BBOX_COLUMNS)].to_dict("records")) if has_boxes else (None,) * len(df)
         return cls(
             paths=tuple(str(resolve_path(p, Path(root))) for p in df[C.PATHS_COLUMN]),
-            bboxes=tuple(bbox_of_row(row) for _, row in df.iterrows()) if has_boxes else (None,) * len(df),
+            bboxes=tuple(boxes),
             labels=df[C.LABELS_COLUMN].to_numpy(),
             label_names=label_names_of_frame(df),
             validation_items=validation,
@@ -67,32 +69,61 @@ class ItemIndex:
         return len(self.query_items)
 
     def file_name(self, item_id: int) -> str:
-        return Path(self.paths[item_id]).name
+        return str(self.all_file_names[item_id])
 
     def file_names(self, item_ids: Sequence[int]) -> list[str]:
-        return [self.file_name(int(i)) for i in item_ids]
+        return self.all_file_names[np.asarray(item_ids, dtype=np.int64)].tolist()
+
+    @cached_property
+    def all_file_names(self) -> np.ndarray:
+        """The file name of every item (hover texts and tables show it), computed once per dataset."""
+        return np.array([Path(p).name for p in self.paths], dtype=object)
 
     def label_name(self, label: int) -> str:
         """How views show a label: its name, or its number as text when the dataset names none."""
-        hits = np.flatnonzero(self.labels == label)
-        return str(self.label_names[hits[0]]) if len(hits) else str(label)
+        return self._name_of_label.get(label, str(label))
+
+    @cached_property
+    def _name_of_label(self) -> dict:
+        """Label -> the name of its first item: one lookup per tile or table row instead of a scan of every item."""
+        labels, first = np.unique(self.labels, return_index=True)
+        return {label: str(self.label_names[i]) for label, i in zip(labels.tolist(), first.tolist(), strict=True)}
 
     def query_id_of_item(self, item_id: int) -> int | None:
         """The query id of an item, or None when the item is not a query."""
-        hits = np.flatnonzero(self.query_items == int(item_id))
-        return int(hits[0]) if len(hits) else None
+        return _position_in(self._query_id_of, item_id)
 
     def gallery_position_of_item(self, item_id: int) -> int | None:
         """The gallery position of an item, or None when the item is not in the gallery."""
-        hits = np.flatnonzero(self.gallery_items == int(item_id))
-        return int(hits[0]) if len(hits) else None
+        return _position_in(self._gallery_position_of, item_id)
+
+    @cached_property
+    def _query_id_of(self) -> np.ndarray:
+        return _inverse(self.query_items, self.n_items)
+
+    @cached_property
+    def _gallery_position_of(self) -> np.ndarray:
+        return _inverse(self.gallery_items, self.n_items)
 
     def validation_paths(self) -> list[str]:
         """Paths by validation position: what retrieval results' `query_ids` / `gallery_ids` index."""
-        return [self.paths[i] for i in self.validation_items]
+        return list(self._validation_paths)
 
     def validation_bboxes(self) -> list[BBox | None]:
-        return [self.bboxes[i] for i in self.validation_items]
+        return list(self._validation_bboxes)
+
+    @cached_property
+    def _validation_paths(self) -> tuple[str, ...]:
+        return tuple(self.paths[i] for i in self.validation_items)
+
+    @cached_property
+    def _validation_bboxes(self) -> tuple[BBox | None, ...]:
+        return tuple(self.bboxes[i] for i in self.validation_items)
+
+    @cached_property
+    def validation_label_names(self) -> np.ndarray:
+        """Label names by validation position (the label line of every retrieval tile)."""
+        return self.label_names[self.validation_items]
 
     def roles(self) -> np.ndarray:
         """Per item: 'train', 'query', 'gallery' or 'query+gallery' (what the projection can colour by)."""
@@ -101,3 +132,17 @@ class ItemIndex:
         role[self.query_items] = "query"
         role[np.intersect1d(self.query_items, self.gallery_items)] = "query+gallery"
         return role
+
+
+def _inverse(item_ids: np.ndarray, n_items: int) -> np.ndarray:
+    """Per item id: its position in `item_ids`, -1 where absent."""
+    positions = np.full(n_items, -1, dtype=np.int64)
+    positions[item_ids] = np.arange(len(item_ids))
+    return positions
+
+
+def _position_in(positions: np.ndarray, item_id: int) -> int | None:
+    """`positions[item_id]` as an int, None for -1 or an id outside the items."""
+    item_id = int(item_id)
+    position = int(positions[item_id]) if 0 <= item_id < len(positions) else -1
+    return None if position < 0 else position

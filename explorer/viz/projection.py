@@ -23,8 +23,10 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import torch
 from plotly.colors import qualitative
 from scipy.sparse.linalg import svds
+from threadpoolctl import threadpool_limits
 
 from explorer.const import LABELS_COLUMN, PATHS_COLUMN, SPLIT_COLUMN
 from explorer.progress import Progress
@@ -39,6 +41,7 @@ UMAP_MIN_ITEMS = 4  # umap-learn's spectral initialisation fails below this
 # Below this many items umap-learn finds exact neighbours, but through a per-pair Python call of its numba metric
 # (~12 s for 3,000 items); handing it the distance matrix from one BLAS product takes under a second instead.
 UMAP_EXACT_NEIGHBORS_MAX = 4096
+PCA_SCATTER_MAX_DIM = 1024  # up to this many dimensions PCA decomposes the D x D scatter matrix
 WEBGL_MIN_POINTS = 1000  # above this many points the figure uses Scattergl (WebGL) instead of SVG
 MAX_LEGEND_CATEGORIES = 30  # legend entries at most: beyond, the least frequent categories share one "other" entry
 OTHER_NAME = "categories"  # the shared entry reads "<n> other categories"
@@ -92,24 +95,36 @@ def calc_pca_projection(embeddings: np.ndarray) -> np.ndarray:
     """First two principal components, [N, 2] float32, variance in decreasing order.
 
     The sign of each component is fixed (its largest-magnitude loading is positive) so the same embeddings always
-    give the same picture. Missing dimensions (N < 3 or D < 2) are zero columns. Only the two leading singular
-    vectors are computed (ARPACK), which keeps thousands of 1000-D embeddings well under a second.
+    give the same picture. Missing dimensions (N < 3 or D < 2) are zero columns.
     """
-    centered = embeddings.astype(np.float64) - embeddings.astype(np.float64).mean(axis=0)
+    centered = embeddings.astype(np.float64)
+    centered -= centered.mean(axis=0)
     if not centered.any():  # all embeddings equal (e.g. a collapsed model): every point sits at the origin
         return np.zeros((len(embeddings), 2), dtype=np.float32)
-    if min(centered.shape) > 3:
-        left, singular, right = svds(centered, k=2, random_state=0)
-        order = np.argsort(singular)[::-1]
-        left, singular, right = left[:, order], singular[order], right[order]
-    else:
-        left, singular, right = np.linalg.svd(centered, full_matrices=False)
-    n_components = min(2, len(singular))
-    rows = np.arange(n_components)
-    signs = np.sign(right[rows, np.abs(right[:n_components]).argmax(axis=1)])
+    n_components = min(2, *centered.shape)
+    right = _leading_directions(centered, n_components)
+    signs = np.sign(right[np.arange(n_components), np.abs(right).argmax(axis=1)])
     coords = np.zeros((len(embeddings), 2), dtype=np.float64)
-    coords[:, :n_components] = left[:, :n_components] * singular[:n_components] * signs
+    coords[:, :n_components] = centered @ (right.T * signs)
     return coords.astype(np.float32)
+
+
+def _leading_directions(centered: np.ndarray, k: int) -> np.ndarray:
+    """The `k` directions of largest variance of centred rows, [k, D], largest first.
+
+    Up to PCA_SCATTER_MAX_DIM dimensions: eigenvectors of the D x D scatter matrix (one N x D x D product). An
+    iterative SVD of the N x D matrix reads all of it once per iteration (~110 passes: 3-7 s at 100k x 384,
+    against 0.6 s); it stays for wider embeddings, whose D x D eigenproblem would cost more.
+    """
+    if centered.shape[1] <= PCA_SCATTER_MAX_DIM:
+        scatter = torch.from_numpy(centered).T @ torch.from_numpy(centered)
+        with threadpool_limits(1, user_api="blas"):  # see calc_pcf: multi-threaded eigh is slow on busy cores
+            _, eigenvectors = np.linalg.eigh(scatter.numpy())
+        return eigenvectors[:, ::-1][:, :k].T
+    if min(centered.shape) > 3:
+        _, singular, right = svds(centered, k=k, random_state=0)
+        return right[np.argsort(singular)[::-1]]
+    return np.linalg.svd(centered, full_matrices=False)[2][:k]
 
 
 @functools.cache
@@ -345,11 +360,11 @@ def projection_figure(
     for name, values in (("item_ids", item_ids), ("labels", labels), ("paths", paths), ("color_values", color_values)):
         if len(values) != n_items:
             raise ValueError(f"{name} has {len(values)} entries but there are {n_items} points; they must match.")
-    colors = pd.Series(list(color_values))
+    colors = pd.Series(_as_objects(color_values).tolist())  # Python values: their own dtype, as from a list
     if continuous is None:
         continuous = pd.api.types.is_float_dtype(colors)
     missing = colors.isna().to_numpy()
-    hover = _hover_texts(item_ids, labels, paths, colors, missing, color_name, continuous)
+    hover = _Hover(labels, paths, colors, missing, color_name, continuous)
     points = _Points(coords, np.asarray(item_ids), hover, go.Scattergl if n_items > WEBGL_MIN_POINTS else go.Scatter)
     faint = np.zeros(n_items, bool) if focus is None else ~np.asarray(focus, dtype=bool)
     shown = ~missing & ~faint
@@ -358,9 +373,9 @@ def projection_figure(
     else:
         traces = _categorical_traces(points, colors, shown, color_map or {})
     if (missing & ~faint).any():
-        traces.append(points.trace(missing & ~faint, MISSING_CATEGORY, {"color": MISSING_VALUE_COLOR}))
+        traces.append(points.trace(missing & ~faint, MISSING_CATEGORY, {"color": MISSING_VALUE_COLOR}, "name"))
     if faint.any():
-        traces.insert(0, points.trace(faint, FAINT_NAME, {"color": MISSING_VALUE_COLOR, "opacity": 0.25}))
+        traces.insert(0, points.trace(faint, FAINT_NAME, {"color": MISSING_VALUE_COLOR, "opacity": 0.25}, "points"))
     layout = go.Layout(  # validated (plotly.js needs the template expanded); the traces' arrays are ours
         title=title or None,
         template="plotly_white",
@@ -378,28 +393,66 @@ def projection_figure(
     return figure
 
 
-def _hover_texts(item_ids, labels, paths, colors: pd.Series, missing, color_name: str, continuous: bool) -> np.ndarray:
-    """Per point: label, item id, file and (unless it colours by label) the colour value."""
-    hover = np.array(
-        [
-            f"label: {label}<br>id: {item_id}<br>file: {path}"
-            for label, item_id, path in zip(labels, item_ids, paths, strict=True)
-        ],
-        dtype=object,
-    )
-    if color_name == LABELS_COLUMN:
-        return hover
-    shown = [f"{value:.3f}" if continuous else str(value) for value in colors]
-    return hover + f"<br>{color_name}: " + np.where(missing, MISSING_CATEGORY, np.array(shown, dtype=object))
+def _as_objects(values: Sequence) -> np.ndarray:
+    """Any 1-D values (list, array, Series) as an object array, converted in one call: iterating a pandas string
+    column element by element costs ~0.6 us per value (60 ms at 100k points, for each column)."""
+    return np.asarray(values, dtype=object)
+
+
+# Where a trace's hover takes the colour value from: its name (one category, or n/a), its marker colour (a colour
+# scale), or each point (points of several values: the faint and the "other" traces).
+ValueSource = Literal["name", "color", "points"]
+
+
+class _Hover:
+    """The hover lines of every point: label, id, file and the colour value, as few strings as possible.
+
+    The id comes from the point's `customdata`, the file from its `text`; the colour value from the trace's name or
+    marker colour where those hold it, and the label from the trace's name where every point's label is that name
+    (colouring by label). Only what differs from point to point within a trace is sent per point: at 100k points,
+    per-point strings are most of the figure's bytes.
+    """
+
+    def __init__(self, labels: Sequence, paths: Sequence[str], colors: pd.Series, missing, color_name: str, continuous):
+        # fixed-width text arrays, not object arrays: plotly deep-copies a figure's arrays (twice on the way to
+        # JSON), element by element for objects (~80 ms per 100k strings) but in one block for these
+        self.labels, self.files = _as_objects(labels).astype(str), _as_objects(paths).astype(str)
+        self.values, self.missing, self.continuous = _as_objects(colors), missing, continuous
+        self.color_name = color_name
+
+    def fields(self, mask: np.ndarray, name: str, value_from: ValueSource) -> dict:
+        """`text`, `hovertext` (when needed) and `hovertemplate` of the trace `name` of the points in `mask`."""
+        labels = self.labels[mask]
+        label_from_name = bool(len(labels)) and bool((labels == name).all())
+        label = "%{fullData.name}" if label_from_name else "%{hovertext}"
+        template = f"label: {label}<br>id: %{{customdata}}<br>file: %{{text}}"
+        text = self.files[mask]
+        if self.color_name != LABELS_COLUMN:  # colouring by label: the label line already says it
+            value_line = f"<br>{self.color_name}: "
+            if value_from == "points":
+                text = text + value_line + self._value_texts(mask)
+            else:
+                template += value_line + ("%{marker.color:.3f}" if value_from == "color" else "%{fullData.name}")
+        fields = {"text": text, "hovertemplate": template + "<extra></extra>"}
+        if not label_from_name:
+            fields["hovertext"] = labels
+        return fields
+
+    def _value_texts(self, mask: np.ndarray) -> np.ndarray:
+        """The colour value of each point in `mask` as hover shows it (n/a where missing)."""
+        shown = [f"{value:.3f}" if self.continuous else str(value) for value in self.values[mask]]
+        return np.where(self.missing[mask], MISSING_CATEGORY, np.array(shown, dtype=str))
 
 
 class _Points:
     """All points of one figure; `trace` makes a marker trace of a subset of them."""
 
-    def __init__(self, coords: np.ndarray, item_ids: np.ndarray, hover: np.ndarray, scatter: type):
+    def __init__(self, coords: np.ndarray, item_ids: np.ndarray, hover: _Hover, scatter: type):
         self.coords, self.item_ids, self.hover, self.scatter = coords, item_ids, hover, scatter
 
-    def trace(self, mask: np.ndarray, name: str, marker: dict, showlegend: bool = True) -> go.Scatter | go.Scattergl:
+    def trace(
+        self, mask: np.ndarray, name: str, marker: dict, value_from: ValueSource, showlegend: bool = True
+    ) -> go.Scatter | go.Scattergl:
         return self.scatter(
             x=self.coords[mask, 0],
             y=self.coords[mask, 1],
@@ -408,8 +461,7 @@ class _Points:
             showlegend=showlegend,
             marker={"size": 7, "opacity": 0.85, **marker},
             customdata=self.item_ids[mask],
-            text=self.hover[mask],
-            hovertemplate="%{text}<extra></extra>",
+            **self.hover.fields(mask, name, value_from),
             _validate=False,  # our own arrays, per point: plotly's per-element validation costs seconds at 100k
         )
 
@@ -426,12 +478,15 @@ def _categorical_traces(points: _Points, colors: pd.Series, shown: np.ndarray, c
     else:
         kept = set(categories)
     traces = [
-        points.trace((colors == c).to_numpy() & shown, str(c), {"color": colour_of[c]}) for c in categories if c in kept
+        points.trace((colors == c).to_numpy() & shown, str(c), {"color": colour_of[c]}, "name")
+        for c in categories
+        if c in kept
     ]
     rest = shown & ~colors.isin(kept).to_numpy()
     if rest.any():
         name = f"{len(categories) - len(kept)} other {OTHER_NAME}"
-        traces.append(points.trace(rest, name, {"color": np.array([colour_of[c] for c in colors[rest]])}))
+        colours = np.array([colour_of[c] for c in _as_objects(colors[rest])])
+        traces.append(points.trace(rest, name, {"color": colours}, "points"))
     return traces
 
 
@@ -443,7 +498,7 @@ def _continuous_traces(points: _Points, values: np.ndarray, shown: np.ndarray, c
         "showscale": True,
         "colorbar": {"title": {"text": color_name}},
     }
-    return [points.trace(shown, color_name, marker, showlegend=False)]
+    return [points.trace(shown, color_name, marker, "color", showlegend=False)]
 
 
 def projection_frame(coords: np.ndarray, df: pd.DataFrame, method: ProjectionMethod) -> pd.DataFrame:

@@ -67,8 +67,18 @@ _registered_lock = threading.Lock()
 
 def register_items(paths: Sequence[str], bboxes: Sequence[BBox | None]) -> str:
     """An opaque token standing for these items: a page sends it back with an item id to get that item's hover
-    thumbnail (`hover_thumbnail`), so no file path ever reaches the page."""
-    paths, bboxes = tuple(map(str, paths)), tuple(bboxes)
+    thumbnail (`hover_thumbnail`), so no file path ever reaches the page.
+
+    The same (immutable) tuples registered again, as every figure of one dataset does, get their token back
+    without hashing every path again."""
+    with _registered_lock:
+        for token, (known_paths, known_bboxes) in _registered.items():
+            if known_paths is paths and known_bboxes is bboxes:
+                _registered.move_to_end(token)
+                return token
+    if not (isinstance(paths, tuple) and all(isinstance(path, str) for path in paths)):
+        paths = tuple(map(str, paths))
+    bboxes = bboxes if isinstance(bboxes, tuple) else tuple(bboxes)
     digest = hashlib.sha256(_SALT)
     digest.update("\n".join(paths).encode())
     digest.update(repr(bboxes).encode())

@@ -165,6 +165,12 @@ def label_choice(items: ItemIndex, label: object) -> str:
     return name if name == str(label) else f"{name} ({label})"
 
 
+def label_choices(items: ItemIndex) -> np.ndarray:
+    """`label_choice` of every item (what the projection's hover shows), formatted once per label."""
+    labels, label_of_item = np.unique(items.labels, return_inverse=True)
+    return np.array([label_choice(items, label) for label in labels], dtype=object)[label_of_item.reshape(-1)]
+
+
 def label_table(items: ItemIndex) -> pd.DataFrame:
     """One row per label: how it is shown, its number, how many items and queries it has (most items first)."""
     labels, counts = np.unique(items.labels, return_counts=True)
@@ -198,7 +204,7 @@ def items_of_label(items: ItemIndex, choice: str) -> np.ndarray:
 def queries_of_label(items: ItemIndex, choice: str) -> list[int]:
     """Item ids of the queries of a label (at most MAX_TYPED_IDS, the Queries tab's limit)."""
     of_label = items_of_label(items, choice)
-    queries = [int(i) for i in items.query_items if i in set(of_label.tolist())]
+    queries = items.query_items[np.isin(items.query_items, of_label)].tolist()
     if not queries:
         raise InputError(f"Label {choice!r} has no queries: its items are all in the train split or gallery-only.")
     return queries[:MAX_TYPED_IDS]
@@ -236,8 +242,7 @@ def selection_layout(items: ItemIndex, page: Page) -> RetrievalLayout:
 
 def selected_queries(items: ItemIndex, item_ids: Sequence[int]) -> list[int]:
     """The selected items that are queries, in selection order."""
-    queries = set(items.query_items.tolist())
-    return [int(i) for i in item_ids if int(i) in queries]
+    return [int(i) for i in item_ids if items.query_id_of_item(i) is not None]
 
 
 # -- retrieval rows ------------------------------------------------------------------------------------------
@@ -264,7 +269,7 @@ def rows_layout(evaluation: EvaluationResult, items: ItemIndex, query_positions:
         n_instances,
         item_ids=items.validation_items,
         truth_ranks=truth_ranks,
-        label_names=items.label_names[items.validation_items],
+        label_names=items.validation_label_names,
     )
 
 

@@ -57,6 +57,7 @@ from explorer.workspace.exploration import (
     check_selection,
     items_of_label,
     label_choice,
+    label_choices,
     label_table,
     neighbour_pool,
     neighbours_layout,
@@ -531,8 +532,14 @@ class Workspace:
         return self._rows_page(self._worst_positions(metric_name, n_queries), n_instances, page, "worst queries")
 
     def _worst_positions(self, metric_name: str, n_queries: int) -> list[int]:
+        """The first `n_queries` of the metric's ranking of every query, sorted once per data, model and k."""
         check_metric(metric_name, self.metric_names())
-        return self.evaluation().worst_queries(metric_name, self._check_query_count(n_queries))
+        n_queries = self._check_query_count(n_queries)
+        ranking = self._cached(
+            ("worst queries", metric_name, self.metric_top_k),
+            lambda: self.evaluation().worst_queries(metric_name, self.n_queries),
+        )
+        return ranking[:n_queries]
 
     def max_instances(self) -> int:
         return max(1, min(MAX_INSTANCES, len(self.items.gallery_items)))
@@ -629,7 +636,7 @@ class Workspace:
             focus = np.zeros(self.items.n_items, bool)
             focus[items_of_label(self.items, label)] = True
         coords = self.projection_coords(method, progress)
-        points = self._point_table()
+        points = self._cached(("point table", self.metric_top_k), self._point_table)
         return projection_figure(
             coords,
             points["id"],
@@ -644,14 +651,15 @@ class Workspace:
         )
 
     def _point_table(self) -> pd.DataFrame:
-        """Per df row: what hover shows and what colouring uses (hit@1 as hit / miss / no ground truth)."""
+        """Per df row: what hover shows and what colouring uses (hit@1 as hit / miss / no ground truth); computed
+        once per data, model and k (`projection` caches it), so a figure costs only its own drawing."""
         items = self.items
         table = pd.DataFrame(
             {
                 "id": np.arange(items.n_items),
-                "label": [label_choice(items, label) for label in items.labels],
+                "label": label_choices(items),
                 "split": self.df[C.SPLIT_COLUMN].to_numpy(),
-                "file": [Path(p).name for p in self.df[C.PATHS_COLUMN]],
+                "file": items.all_file_names,
                 "query/gallery": items.roles(),
             }
         )
