@@ -1,6 +1,9 @@
 """The plotly click component without a browser: value conversion, plotly.js serving, handler wiring."""
 
 import json
+import sys
+from pathlib import Path
+from urllib.parse import unquote
 
 import gradio as gr
 import plotly.graph_objects as go
@@ -25,10 +28,13 @@ def test_component_accepts_a_figure_as_initial_value_and_as_handler_output():
     assert json.loads(plot.postprocess(_figure()))["data"][0]["x"] == [0.0, 1.0]
 
 
-def test_plotly_js_comes_from_the_installed_package():
+def test_plotly_js_is_the_installed_packages_served_from_a_copy_outside_the_environment():
+    url = plotly_js_url()
     assert PLOTLY_JS_PATH.stat().st_size > 1_000_000
-    assert plotly_js_url().startswith("gradio_api/file=") and plotly_js_url().endswith("plotly.min.js")
-    assert gr.utils.is_static_file(PLOTLY_JS_PATH)
+    assert url.startswith("gradio_api/file=") and url.endswith(".min.js")
+    served = Path(unquote(url.removeprefix("gradio_api/file=")))
+    assert served.read_bytes() == PLOTLY_JS_PATH.read_bytes() and gr.utils.is_static_file(served)
+    assert not served.is_relative_to(sys.prefix)  # the page config names no folder of the app's environment
 
 
 def test_point_click_passes_the_item_id_and_inputs_to_the_handler():
