@@ -236,7 +236,7 @@ def test_session_files_go_when_the_session_ends(session, public, tmp_path):
     assert session.files.disk_bytes() > 0
     session.close()
     assert not root.exists()
-    with pytest.raises(RuntimeError, match="session has ended"):
+    with pytest.raises(InputError, match="session has ended .* reload the page"):
         session.files.new_folder("exports")
 
 

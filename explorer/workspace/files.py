@@ -16,12 +16,15 @@ import time
 import uuid
 from pathlib import Path
 
+from explorer.errors import InputError
+
 SESSIONS_FOLDER = "sessions"
 KEEP_EXPORTS = 3
 EXPORT_TTL_S = 15 * 60
 EXPORTS, UPLOADS, PICTURES = "exports", "uploads", "pictures"
 KEEP_PICTURES = 32  # responses' images: Gradio has copied each into its cache before the next request
 STALE_TMP_AGE_S = 10 * 60  # younger temp files may belong to another process writing right now
+SESSION_ENDED = "This session has ended and its files are gone: reload the page to start a new one."
 
 
 class SessionFiles:
@@ -36,7 +39,7 @@ class SessionFiles:
         """A fresh, empty folder of `kind` (EXPORTS, UPLOADS, …); old downloads are pruned first."""
         with self._guard:
             if self._closed:
-                raise RuntimeError("This session has ended: its files are gone.")
+                raise InputError(SESSION_ENDED)
             if kind == EXPORTS:
                 self._prune_exports()
             folder = self.root / kind / uuid.uuid4().hex
@@ -47,7 +50,7 @@ class SessionFiles:
         """A fresh file name for one response's image (its own file: concurrent responses never share one)."""
         with self._guard:
             if self._closed:
-                raise RuntimeError("This session has ended: its files are gone.")
+                raise InputError(SESSION_ENDED)
             folder = self.root / PICTURES
             folder.mkdir(parents=True, exist_ok=True)
             for old in sorted(folder.glob("*"), key=lambda p: p.stat().st_mtime)[: -(KEEP_PICTURES - 1)]:
