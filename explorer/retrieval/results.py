@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -49,11 +50,14 @@ class RetrievalResults:
         )
 
     def gt_positions(self, query_position: int) -> Tensor:
-        """Gallery positions of the query's ground truth, ascending (exclusions applied as in the search)."""
-        same_label = self.gallery_labels == self.query_labels[query_position]
-        other_sequence = self.gallery_sequences != self.query_sequences[query_position]
-        not_itself = self.gallery_ids != self.query_ids[query_position]
-        return torch.nonzero(same_label & other_sequence & not_itself).flatten()
+        """Gallery positions of the query's ground truth, ascending (exclusions applied as in the search).
+
+        Compared in numpy, on one thread: torch would split each comparison over the gallery across its threads,
+        which on busy cores costs more waiting than computing."""
+        same_label = self.gallery_labels.numpy() == int(self.query_labels[query_position])
+        other_sequence = self.gallery_sequences.numpy() != int(self.query_sequences[query_position])
+        not_itself = self.gallery_ids.numpy() != int(self.query_ids[query_position])
+        return torch.from_numpy(np.flatnonzero(same_label & other_sequence & not_itself))
 
     def take(self, query_positions: Tensor | list[int]) -> RetrievalResults:
         """A `RetrievalResults` holding only the given rows, in the given order."""
