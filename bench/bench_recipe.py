@@ -54,10 +54,11 @@ from explorer.models import OFFLINE_PRESET, ViTExtractor  # noqa: E402
 from explorer.training.losses import TripletLossWithMiner  # noqa: E402
 from explorer.training.miners import AllTripletsMiner, HardTripletsMiner, NHardTripletsMiner  # noqa: E402
 from explorer.training.recipe import (  # noqa: E402
+    AppliedRecipe,
     FineTuneRecipe,
     backbone_stages,
-    prepare_fine_tuning,
     set_batchnorm_eval,
+    stages_to_freeze,
 )
 from explorer.training.sampler import BalanceSampler  # noqa: E402
 from explorer.training.train import VAL_CMC_1, VAL_MAP_5  # noqa: E402
@@ -78,10 +79,14 @@ class BenchRecipe:
     augment: bool = True
 
 
-_TAIL = FineTuneRecipe(lr=3e-4, layer_decay=0.7, frozen_stages=7, warmup_fraction=0.1, final_lr_fraction=0.1)
+# frozen_fraction for EfficientNet-Lite0: 0.02 freezes stem + blocks 0-2 ("tail3": blocks 3-6 train), 0.25 up to
+# blocks 4 ("tail5"), 0.75 up to blocks 5 ("tail6")
+_TAIL = FineTuneRecipe(lr=3e-4, fine_tune=True, frozen_fraction=0.25, layer_decay=0.7)
 RECIPES: dict[str, BenchRecipe] = {
     # the last stages + head at one lr, BatchNorm in eval mode (frozen statistics), no schedule
-    "tail5_bn": BenchRecipe(FineTuneRecipe(lr=1e-4, frozen_stages=7, final_lr_fraction=1.0)),
+    "tail5_bn": BenchRecipe(
+        dataclasses.replace(_TAIL, lr=1e-4, layer_decay=1.0, warmup_fraction=0.0, final_lr_fraction=1.0)
+    ),
     # the candidate: layer-wise lr, warm-up + cosine
     "tail5_ld": BenchRecipe(_TAIL),
     "tail5_ld_noaug": BenchRecipe(_TAIL, augment=False),
@@ -91,9 +96,8 @@ RECIPES: dict[str, BenchRecipe] = {
     "tail5_ld_4x8": BenchRecipe(_TAIL, n_labels=4, n_instances=8),
     "tail5_ld_hi": BenchRecipe(dataclasses.replace(_TAIL, lr=1e-3)),
     "tail5_ld_lo": BenchRecipe(dataclasses.replace(_TAIL, lr=1e-4)),
-    "tail6_ld": BenchRecipe(dataclasses.replace(_TAIL, frozen_stages=8)),
-    "tail3_ld": BenchRecipe(dataclasses.replace(_TAIL, frozen_stages=5)),
-    "tail5_ld_bnaffine": BenchRecipe(dataclasses.replace(_TAIL, freeze_batchnorm_affine=True)),
+    "tail6_ld": BenchRecipe(dataclasses.replace(_TAIL, frozen_fraction=0.75)),
+    "tail3_ld": BenchRecipe(dataclasses.replace(_TAIL, frozen_fraction=0.02)),
 }
 
 
@@ -216,7 +220,7 @@ def run_recipe(name: str, recipe: BenchRecipe, data, image_size: int, epochs: in
     extractor = ViTExtractor(OFFLINE_PRESET, normalise_features=True)
     extractor.set_input_size(image_size)
     split = SplitEfficientNet(extractor)
-    frozen = recipe.fine_tune.frozen_stages
+    frozen = stages_to_freeze(extractor, recipe.fine_tune.frozen_fraction)
     if frozen < CACHE_STAGES:
         raise SystemExit(f"{name}: the bench caches {CACHE_STAGES} stages; recipes must freeze at least that many")
     key = f"{data.name}_{image_size}"
@@ -234,7 +238,8 @@ def run_recipe(name: str, recipe: BenchRecipe, data, image_size: int, epochs: in
     n_labels = min(recipe.n_labels, len(np.unique(train_set.get_labels())))  # digits has 5 train labels
     sampler = BalanceSampler(train_set.get_labels(), n_labels, recipe.n_instances, seed=0)
     criterion = TripletLossWithMiner(margin=recipe.margin, miner=make_miner(recipe.miner), need_logs=True)
-    optimizer, scheduler = prepare_fine_tuning(extractor, recipe.fine_tune, total_steps=epochs * len(sampler))
+    applied = AppliedRecipe(extractor, recipe.fine_tune, total_steps=epochs * len(sampler))
+    optimizer, scheduler = applied.optimizer, applied.scheduler
     labels = torch.as_tensor(train_set.get_labels())
     print(f"\n## {name} on {data.name} at {image_size} px: {recipe}", flush=True)
     print(f"{len(sampler)} batches of {sampler.batch_size} per epoch; load {os.getloadavg()[0]:.1f}", flush=True)

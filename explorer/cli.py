@@ -47,6 +47,12 @@ EXIT_BAD_INPUT = 1
 EMBEDDING_SUFFIXES = (".npy", ".parquet")
 ACCELERATORS = ("cpu", "gpu", "auto")
 FINE_TUNE_CHOICES = {"auto": None, "on": True, "off": False}  # --fine-tune -> TrainingSettings.fine_tune
+RECIPE_FLAGS = {  # TrainingSettings fields of the fine-tuning recipe, one --flag each
+    "frozen_fraction": "with --fine-tune: freeze the first stages holding at most this fraction of the parameters",
+    "layer_decay": "with --fine-tune: each earlier stage learns at this times the next stage's lr",
+    "warmup_fraction": "fraction of the steps with a linear warm-up of the lr",
+    "final_lr_fraction": "the lr at the last step, as a fraction of --lr (cosine decay after the warm-up)",
+}
 
 
 class UsageError(InputError):
@@ -144,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="the fine-tuning recipe (frozen BatchNorm statistics and first stages, smaller lr for earlier "
         "stages); auto: on for pretrained weights or a checkpoint, off for --arch",
     )
+    for name, help_text in RECIPE_FLAGS.items():
+        train.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name), help=help_text)
 
     evaluate = commands.add_parser("evaluate", help="print the validation metrics of a model")
     _add_data_arguments(evaluate)
@@ -245,6 +253,7 @@ def run_train(args: argparse.Namespace) -> None:
         select_by=args.select_by,
         keep=args.keep,
         fine_tune=FINE_TUNE_CHOICES[args.fine_tune],
+        **{name: getattr(args, name) for name in RECIPE_FLAGS},
     )
     data = _load_data(args)
     if data.train_df.empty:

@@ -83,6 +83,19 @@ def test_train_fine_tune_flag_reaches_the_settings_in_the_checkpoint(csv_path, t
     assert read_checkpoint_metadata(out).training["fine_tune"] is stored
 
 
+def test_train_recipe_flags_reach_the_settings_and_bad_ones_are_named(csv_path, tmp_path, capsys):
+    out = tmp_path / "model.safetensors"
+    argv = ["train", "--data", str(csv_path), *TINY, "--out", str(out), "--epochs", "1", "--n-instances", "2"]
+    recipe = ["--layer-decay", "0.5", "--frozen-fraction", "0.1", "--warmup-fraction", "0", "--final-lr-fraction", "1"]
+    assert main([*argv, *recipe, "--n-labels", "50"]) == 0  # n_labels above the train labels: capped
+    training = read_checkpoint_metadata(out).training
+    assert (training["layer_decay"], training["frozen_fraction"], training["warmup_fraction"]) == (0.5, 0.1, 0.0)
+    assert training["final_lr_fraction"] == 1.0 and training["n_labels"] < 50
+    capsys.readouterr()
+    assert main([*argv, "--layer-decay", "0"]) != 0
+    assert "layer_decay must be above 0" in capsys.readouterr().err
+
+
 def test_evaluate_prints_the_metrics_table(csv_path, tmp_path, capsys):
     checkpoint = ViTExtractor(None, arch="test_efficientnet").save(tmp_path / "model.safetensors")
     assert main(["evaluate", "--data", str(csv_path), "--model", str(checkpoint), "--image-size", "32"]) == 0
@@ -109,7 +122,7 @@ def test_embed_writes_one_row_per_image(csv_path, tmp_path, suffix):
         (["evaluate", "--data", "/no/such/data.csv"], "neither a built-in dataset"),
         (["evaluate", "--data", "mock", "--model", "/no/such/model.safetensors"], "Checkpoint file not found"),
         (["embed", "--data", "mock", *TINY, "--out", "embeddings.txt"], "must end with .npy or .parquet"),
-        (["train", "--data", "mock", *TINY, "--out", "m.safetensors", "--n-labels", "9"], "only 4 distinct labels"),
+        (["train", "--data", "mock", *TINY, "--out", "m.safetensors", "--n-labels", "1"], "n_labels must be between 2"),
         (["evaluate", "--data", "mock", "--arch", "no_such_arch"], "Unknown architecture 'no_such_arch'"),
     ],
 )

@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from explorer.data import DatasetQueryGallery, DatasetWithLabels, download_mock_dataset
+from explorer.errors import InputError
 from explorer.metrics import EmbeddingMetrics
 from explorer.models import ViTExtractor
 from explorer.models.transforms import ImageConfig, eval_transform
@@ -19,8 +20,10 @@ from explorer.training import (
     AllTripletsMiner,
     BalanceSampler,
     ExtractorModule,
+    FineTuneRecipe,
     MetricValCallback,
     NonFiniteLossError,
+    TrainingSettings,
     TripletLossWithMiner,
 )
 
@@ -96,3 +99,47 @@ def test_validation_metrics_gathered_from_two_processes_equal_single_process(loa
     assert gathered.keys() >= single.last_metrics.keys()
     for key, value in single.last_metrics.items():
         assert gathered[key] == pytest.approx(value, abs=1e-6), key
+
+
+class _Watch(pl.Callback):
+    """Per training step: BatchNorm modes, the frozen parameters and the learning rates."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[set[bool], list[str], list[float]]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        extractor = pl_module.extractor
+        modes = {m.training for m in extractor.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)}
+        frozen = [name for name, p in extractor.named_parameters() if not p.requires_grad]
+        self.steps.append((modes, frozen, [group["lr"] for group in trainer.optimizers[0].param_groups]))
+
+
+def test_without_an_optimizer_the_module_fine_tunes_with_the_shared_recipe_and_undoes_it(loaders, tmp_path):
+    train_loader, _ = loaders
+    torch.manual_seed(0)
+    extractor = ViTExtractor(None, arch="test_efficientnet")
+    extractor.preset = "pretrained somewhere"  # the recipe's automatic switch: on for learned weights
+    criterion = TripletLossWithMiner(margin=0.1, miner=AllTripletsMiner())
+    recipe = FineTuneRecipe(lr=1e-3, frozen_fraction=0.3, layer_decay=0.5, warmup_fraction=0.0, final_lr_fraction=0.1)
+    watch = _Watch()
+    trainer = pl.Trainer(max_epochs=2, callbacks=[watch], logger=False, default_root_dir=tmp_path, **TRAINER_OPTIONS)
+    trainer.fit(ExtractorModule(extractor, criterion, recipe=recipe), train_dataloaders=train_loader)
+    assert watch.steps and all(modes == {False} and frozen for modes, frozen, _ in watch.steps)
+    top_lrs = [max(lrs) for _, _, lrs in watch.steps]
+    assert top_lrs[0] < 1e-3 and top_lrs == sorted(top_lrs, reverse=True)  # cosine over the trainer's steps
+    stage_lrs = sorted(set(watch.steps[0][2]), reverse=True)
+    assert stage_lrs[1] == pytest.approx(stage_lrs[0] * 0.5)  # the stage below learns at layer_decay x
+    assert all(p.requires_grad for p in extractor.parameters())  # undone when the fit ends
+    extractor.train()
+    extractor(torch.zeros(2, 3, 48, 48))
+    assert all(m.training for m in extractor.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm))
+
+
+def test_the_default_recipe_is_the_training_settings_one_and_optimizer_or_recipe_not_both():
+    extractor = ViTExtractor(None, arch="test_efficientnet")
+    criterion = TripletLossWithMiner(margin=0.1, miner=AllTripletsMiner())
+    assert ExtractorModule(extractor, criterion).recipe == TrainingSettings().recipe
+    optimizer = torch.optim.SGD(extractor.parameters(), lr=1e-3)
+    assert ExtractorModule(extractor, criterion, optimizer).recipe is None
+    with pytest.raises(InputError, match="an optimizer or a recipe"):
+        ExtractorModule(extractor, criterion, optimizer, recipe=FineTuneRecipe())

@@ -9,15 +9,15 @@ from torch import nn
 from explorer.errors import InputError
 from explorer.training.recipe import (
     OWN_PARAMETERS,
+    AppliedRecipe,
     FineTuneRecipe,
     backbone_stages,
     batchnorm_layers,
+    fine_tuning,
     freeze_batchnorm,
     freeze_early_stages,
     parameter_groups,
-    prepare_fine_tuning,
     stages_to_freeze,
-    unfreeze_all,
     warmup_cosine_lambda,
 )
 
@@ -124,8 +124,6 @@ def test_freeze_early_stages() -> None:
     assert all(p.requires_grad for p in model.model.blocks[1].parameters())
     with pytest.raises(InputError, match="n_stages"):
         freeze_early_stages(model, 5)  # all stages: nothing left to train
-    unfreeze_all(model)
-    assert all(p.requires_grad for p in model.parameters())
 
 
 def test_parameter_groups_decay_the_lr_towards_the_input() -> None:
@@ -151,22 +149,73 @@ def test_warmup_cosine_multiplier() -> None:
     assert warmup_cosine_lambda(0, 1)(0) == pytest.approx(1.0)
 
 
-def test_prepare_fine_tuning_trains_only_the_tail_and_keeps_statistics() -> None:
+def _pretrained() -> Wrapper:
     torch.manual_seed(0)
     model = Wrapper()
-    recipe = FineTuneRecipe(lr=1e-2, layer_decay=0.5, frozen_stages=3, warmup_fraction=0.5, final_lr_fraction=0.1)
-    optimizer, scheduler = prepare_fine_tuning(model, recipe, total_steps=4)
-    frozen = [p.clone() for p in model.model.blocks[0].parameters()]
+    model.preset = "pretrained somewhere"  # what `starts_pretrained` looks for, as on a ViTExtractor
+    return model
+
+
+def test_the_recipe_trains_only_the_tail_and_keeps_statistics_then_undoes_itself() -> None:
+    model = _pretrained()
+    model.model.conv_head.bias.requires_grad_(False)  # the caller's own choice, which undo must keep
+    recipe = FineTuneRecipe(lr=1e-2, layer_decay=0.5, frozen_fraction=0.5, warmup_fraction=0.5, final_lr_fraction=0.1)
+    applied = AppliedRecipe(model, recipe, total_steps=4)
+    stem = model.model.conv_stem.weight.clone()
     head = model.model.conv_head.weight.clone()
     statistics = model.model.blocks[1][1].running_mean.clone()
     model.train()
     for _ in range(4):
         loss = model(torch.randn(4, 3, 8, 8)).pow(2).sum()
-        optimizer.zero_grad()
+        applied.optimizer.zero_grad()
         loss.backward()
-        optimizer.step()
-        scheduler.step()
-    assert all(torch.equal(a, b) for a, b in zip(frozen, model.model.blocks[0].parameters(), strict=True))
+        applied.optimizer.step()
+        applied.scheduler.step()
+    assert torch.equal(stem, model.model.conv_stem.weight)  # a frozen first stage
     assert not torch.equal(head, model.model.conv_head.weight)
     assert torch.equal(statistics, model.model.blocks[1][1].running_mean)
-    assert scheduler.get_last_lr()[0] == pytest.approx(1e-3)  # cosine reached the floor
+    assert applied.scheduler.get_last_lr()[0] == pytest.approx(1e-3)  # cosine reached the floor
+    applied.undo()
+    model.train()
+    model(torch.randn(4, 3, 8, 8))
+    assert all(layer.training for layer in batchnorm_layers(model))
+    assert not torch.equal(statistics, model.model.blocks[1][1].running_mean)  # ordinary BatchNorm again
+    assert [name for name, p in model.named_parameters() if not p.requires_grad] == ["model.conv_head.bias"]
+
+
+def test_a_random_init_trains_every_layer_at_one_learning_rate_unless_asked() -> None:
+    model = Wrapper()
+    with fine_tuning(model, FineTuneRecipe(lr=1e-3), total_steps=10) as applied:
+        assert len(applied.optimizer.param_groups) == 1
+        assert len(applied.optimizer.param_groups[0]["params"]) == len(list(model.parameters()))
+    with fine_tuning(model, FineTuneRecipe(lr=1e-3, fine_tune=True, frozen_fraction=0.5), total_steps=10) as applied:
+        assert len({group["lr"] for group in applied.optimizer.param_groups}) > 1
+        assert not all(p.requires_grad for p in model.parameters())
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_the_recipe_is_undone_when_the_run_fails() -> None:
+    model = _pretrained()
+    with pytest.raises(RuntimeError, match="interrupted"), fine_tuning(model, FineTuneRecipe(), total_steps=3):
+        raise RuntimeError("interrupted")
+    assert all(p.requires_grad for p in model.parameters())
+    model.train()
+    model(torch.randn(2, 3, 8, 8))
+    assert all(layer.training for layer in batchnorm_layers(model))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("lr", 0.0, "learning rate \\(lr\\) must be above 0"),
+        ("optimizer", "lbfgs", "optimizer must be one of adamw, adam, sgd"),
+        ("fine_tune", "yes", "fine_tune must be True, False or None"),
+        ("layer_decay", 0.0, "layer_decay must be above 0"),
+        ("frozen_fraction", 1.0, "frozen_fraction must be below 1"),
+        ("warmup_fraction", 1.5, "warmup_fraction must be at most 1"),
+        ("final_lr_fraction", -0.1, "final_lr_fraction must be 0 or more"),
+    ],
+)
+def test_recipe_fields_are_checked_naming_the_field(field, value, message) -> None:
+    with pytest.raises(InputError, match=message):
+        FineTuneRecipe(**{field: value})

@@ -21,6 +21,7 @@ from explorer.models import ViTExtractor
 from explorer.training import (
     AllTripletsMiner,
     BalanceSampler,
+    FineTuneRecipe,
     HardTripletsMiner,
     NHardTripletsMiner,
     TrainingSettings,
@@ -435,44 +436,39 @@ def _batchnorm_modes(extractor) -> set[bool]:
     return {m.training for m in extractor.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
 
 
-def test_pretrained_weights_get_the_fine_tuning_recipe_for_the_run_and_lose_it_afterwards():
+def _pretrained_tiny() -> ViTExtractor:
+    torch.manual_seed(0)
     extractor = ViTExtractor(None, arch="test_efficientnet")
     extractor.preset = "pretrained somewhere"  # what a preset, timm weights or a checkpoint set
-    settings = TrainingSettings(lr=1e-3, layer_decay=0.5)
-    with train_module.fine_tuning(extractor, settings) as groups:
-        extractor.train()
-        extractor(torch.zeros(2, 3, 32, 32))  # the hook puts BatchNorm back in eval mode before each forward
-        assert _batchnorm_modes(extractor) == {False}
+    return extractor
+
+
+def test_pretrained_weights_get_the_fine_tuning_recipe_for_the_run_and_lose_it_afterwards(small_shapes):
+    root, train_df, val_df = small_shapes
+    extractor = _pretrained_tiny()
+    seen = []  # per step: BatchNorm modes, frozen parameters
+
+    def during_training(_record) -> None:
         frozen = [name for name, p in extractor.named_parameters() if not p.requires_grad]
-        assert frozen and all(p.requires_grad for group in groups for p in group["params"])  # frozen: left out
-        learning_rates = sorted({group["lr"] for group in groups}, reverse=True)
-        assert learning_rates[0] == 1e-3 and learning_rates[1] == pytest.approx(5e-4)  # earlier stages: less
+        seen.append((_batchnorm_modes(extractor), frozen))
+
+    settings = replace(QUICK, frozen_fraction=0.3, keep="last")
+    train_extractor(extractor, train_df, val_df, dataset_root=root, settings=settings, on_batch_end=during_training)
+    assert seen and all(modes == {False} and frozen for modes, frozen in seen)  # statistics and first stages
+    assert all(frozen[0].startswith("model.conv_stem") for _, frozen in seen)
+    assert all(p.requires_grad for p in extractor.parameters())
     extractor.train()
     extractor(torch.zeros(2, 3, 32, 32))
-    assert _batchnorm_modes(extractor) == {True}
-    assert all(p.requires_grad for p in extractor.parameters())
+    assert _batchnorm_modes(extractor) == {True}  # an ordinary model again
 
 
-def test_a_random_init_trains_every_layer_at_one_learning_rate_unless_asked():
-    extractor = ViTExtractor(None, arch="test_efficientnet")
-    with train_module.fine_tuning(extractor, TrainingSettings()) as groups:
-        assert len(groups) == 1 and len(groups[0]["params"]) == len(list(extractor.parameters()))
-    with train_module.fine_tuning(extractor, TrainingSettings(fine_tune=True)) as groups:
-        assert len({group["lr"] for group in groups}) > 1
-
-
-@pytest.mark.parametrize(
-    ("field", "value", "message"),
-    [
-        ("fine_tune", "yes", "fine_tune must be True, False or None"),
-        ("layer_decay", 0.0, "layer_decay must be above 0"),
-        ("frozen_fraction", 1.0, "frozen_fraction must be below 1"),
-        ("warmup_fraction", 1.5, "warmup_fraction must be at most 1"),
-    ],
-)
-def test_recipe_settings_are_checked(field, value, message):
-    with pytest.raises(InputError, match=message):
-        TrainingSettings(**{field: value})
+def test_settings_hold_the_recipe_and_check_its_fields():
+    settings = TrainingSettings(lr=1e-3, layer_decay=0.5, fine_tune=True)
+    assert settings.recipe == FineTuneRecipe(lr=1e-3, layer_decay=0.5, fine_tune=True)
+    assert TrainingSettings().recipe == FineTuneRecipe()  # one set of defaults
+    assert TrainingSettings(warmup_fraction=1).warmup_fraction == 1.0  # normalised like the other fields
+    with pytest.raises(InputError, match="layer_decay must be above 0"):  # the recipe's checks (test_recipe.py)
+        TrainingSettings(layer_decay=0.0)
 
 
 def test_when_epoch_0_is_kept_the_extractor_keeps_its_own_image_size(small_shapes, monkeypatch):
@@ -482,3 +478,46 @@ def test_when_epoch_0_is_kept_the_extractor_keeps_its_own_image_size(small_shape
     own_size = extractor.image_config.input_size
     result = train_extractor(extractor, train_df, val_df, dataset_root=root, settings=replace(QUICK, image_size=48))
     assert result.kept_epoch == 0 and extractor.image_config.input_size == own_size != 48
+
+
+def test_epoch_0_is_validated_at_the_extractors_own_size_and_training_at_the_asked_one(small_shapes, monkeypatch):
+    """The baseline is what the extractor gives in use, so no gain or drop shown is only a size change."""
+    root, train_df, val_df = small_shapes
+    sizes = []
+
+    def evaluate(extractor, dataset, *args, **kwargs):
+        sizes.append(dataset[0][C.INPUT_TENSORS_KEY].shape[-1])
+        return SimpleNamespace(metrics_flat={"OVERALL/cmc/1": 0.5, "OVERALL/map/5": 0.5})
+
+    monkeypatch.setattr(train_module, "evaluate_extractor", evaluate)
+    extractor = ViTExtractor(None, arch="test_efficientnet")
+    extractor.set_input_size(40)
+    train_extractor(extractor, train_df, val_df, dataset_root=root, settings=replace(QUICK, image_size=32))
+    assert sizes == [40, 32, 32]
+
+
+def test_automatic_size_and_n_labels_fit_the_data_and_are_what_the_checkpoint_stores(small_shapes, tmp_path):
+    root, train_df, val_df = small_shapes  # 8 train labels of 32 px images
+    extractor = ViTExtractor(None, arch="test_efficientnet")
+    assert extractor.image_config.input_size > 32
+    settings = replace(QUICK, epochs=1, image_size=None, n_labels=20)
+    result = train_extractor(
+        extractor, train_df, val_df, dataset_root=root, settings=settings, checkpoint_path=tmp_path / "m.safetensors"
+    )
+    assert result.settings.image_size == 32  # the images' side: no upsampling
+    assert result.settings.n_labels == 8  # every train label in one batch, not a crash
+    assert result.epochs_done == 1
+    stored = ViTExtractor(result.checkpoint_path).checkpoint_metadata.training
+    assert stored["n_labels"] == 8 and stored["image_size"] == 32 and stored["layer_decay"] == settings.layer_decay
+
+
+def test_automatic_image_size_is_the_models_own_at_most_the_images_side(tmp_path):
+    from PIL import Image
+
+    paths = []
+    for index, size in enumerate([(300, 500), (280, 260), (400, 400)]):
+        paths.append(str(tmp_path / f"{index}.png"))
+        Image.new("RGB", size).save(paths[-1])
+    assert train_module.automatic_image_size(224, paths) == 224  # photos feed the model's own size
+    assert train_module.automatic_image_size(384, paths) == 320  # median side 300, rounded up to 32
+    assert train_module.automatic_image_size(224, []) == 224  # nothing to read: the model's own

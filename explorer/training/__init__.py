@@ -4,7 +4,7 @@ from explorer.training.lightning import ExtractorModule, MetricValCallback, NonF
 from explorer.training.loggers import create_logger
 from explorer.training.losses import TripletLoss, TripletLossWithMiner
 from explorer.training.miners import AllTripletsMiner, HardTripletsMiner, NHardTripletsMiner, TripletsMiner
-from explorer.training.recipe import FineTuneRecipe, prepare_fine_tuning
+from explorer.training.recipe import FineTuneRecipe
 from explorer.training.sampler import BalanceSampler
 from explorer.training.train import (
     EpochRecord,
@@ -31,6 +31,5 @@ __all__ = [
     "TripletsMiner",
     "create_logger",
     "evaluate_extractor",
-    "prepare_fine_tuning",
     "train_extractor",
 ]

@@ -10,6 +10,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -18,6 +19,7 @@ from explorer.errors import InputError
 from explorer.metrics.embedding_metrics import EmbeddingMetrics
 from explorer.metrics.functional import flatten_metrics
 from explorer.training.loggers import log_figure
+from explorer.training.recipe import AppliedRecipe, FineTuneRecipe
 
 WORST_QUERIES_TO_PLOT = 3
 INSTANCES_PER_PLOTTED_QUERY = 5
@@ -38,26 +40,37 @@ def check_finite_loss(loss: Tensor, where: str) -> None:
 class ExtractorModule(pl.LightningModule):
     """Trains `extractor` with `criterion(embeddings, labels)`; validation returns the batch plus its embeddings.
 
-    Logs the loss and every value of `criterion.last_logs` (active_tri, pos_dist, neg_dist with `need_logs`).
+    Without an `optimizer`, training follows `recipe` (default `FineTuneRecipe()`, the one `train_extractor` and the
+    app use: for pretrained weights, frozen BatchNorm statistics and first stages, per-stage learning rates, warm-up
+    + cosine over the trainer's steps), applied when the fit starts and undone when it ends. An explicit `optimizer`
+    (and `scheduler`) is used as given. Logs the loss, the learning rate and every value of `criterion.last_logs`
+    (active_tri, pos_dist, neg_dist with `need_logs`).
     """
 
     def __init__(
         self,
         extractor: nn.Module,
         criterion: nn.Module,
-        optimizer: torch.optim.Optimizer,
+        optimizer: torch.optim.Optimizer | None = None,
         scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
         scheduler_interval: str = "step",
         input_tensors_key: str = C.INPUT_TENSORS_KEY,
         labels_key: str = C.LABELS_KEY,
         embeddings_key: str = C.EMBEDDINGS_KEY,
+        recipe: FineTuneRecipe | None = None,
     ) -> None:
         super().__init__()
+        if optimizer is not None and recipe is not None:
+            raise InputError("ExtractorModule takes an optimizer or a recipe (which builds one), not both.")
+        if optimizer is None and scheduler is not None:
+            raise InputError("ExtractorModule's scheduler needs its optimizer; a recipe builds both.")
         self.extractor = extractor
         self.criterion = criterion
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.scheduler_interval = scheduler_interval
+        self.recipe = recipe if recipe is not None or optimizer is not None else FineTuneRecipe()
+        self._applied: AppliedRecipe | None = None
         self.input_tensors_key = input_tensors_key
         self.labels_key = labels_key
         self.embeddings_key = embeddings_key
@@ -73,19 +86,34 @@ class ExtractorModule(pl.LightningModule):
         self.log("loss", loss.detach(), prog_bar=True, batch_size=size, on_step=True, on_epoch=True)
         for name, value in getattr(self.criterion, "last_logs", {}).items():
             self.log(name, float(value), batch_size=size, on_step=True, on_epoch=True)
-        self.log("lr", self.optimizer.param_groups[0]["lr"], batch_size=size, on_step=True, on_epoch=False)
+        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=size, on_step=True, on_epoch=False)
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
         return {**batch, self.embeddings_key: self.extractor(batch[self.input_tensors_key])}
 
     def configure_optimizers(self) -> Any:
-        if self.scheduler is None:
-            return self.optimizer
-        return {
-            "optimizer": self.optimizer,
-            "lr_scheduler": {"scheduler": self.scheduler, "interval": self.scheduler_interval},
-        }
+        if self.recipe is not None:
+            steps = self.trainer.estimated_stepping_batches
+            if not np.isfinite(steps):
+                raise InputError("The recipe's schedule needs a finite run: give the Trainer max_epochs or max_steps.")
+            self._release_recipe()  # a second fit starts from the plain extractor
+            self._applied = AppliedRecipe(self.extractor, self.recipe, int(steps))
+            optimizer, scheduler, interval = self._applied.optimizer, self._applied.scheduler, "step"
+        else:
+            optimizer, scheduler, interval = self.optimizer, self.scheduler, self.scheduler_interval
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+
+    def on_fit_end(self) -> None:
+        self._release_recipe()
+
+    def _release_recipe(self) -> None:
+        """Undo the recipe (BatchNorm and requires_grad as before the fit), so the trained extractor is plain."""
+        if self._applied is not None:
+            self._applied.undo()
+            self._applied = None
 
 
 def _detached(batch: dict[str, Any]) -> dict[str, Any]:

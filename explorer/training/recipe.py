@@ -12,18 +12,22 @@ rewrites the generic early filters. These functions fix that and stay model-agno
 - `warmup_cosine_lambda` / `warmup_cosine_scheduler`: linear warm-up, then cosine decay to a floor, so the first
   steps (large, noisy gradients of a loss that is new to the network) do not wreck the pretrained features and the
   last epochs of any run length end at a small learning rate.
+- `FineTuneRecipe` + `AppliedRecipe` / `fine_tuning`: these pieces as one recipe, applied for a run and undone
+  after it, shared by `train_extractor` and the Lightning `ExtractorModule`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from explorer.checks import check_choice, check_number
 from explorer.errors import InputError
 
 BATCHNORM_TYPES = (nn.modules.batchnorm._BatchNorm,)
@@ -114,13 +118,6 @@ def freeze_early_stages(model: nn.Module, n_stages: int) -> list[str]:
     return [name for name, _ in stages[:n_stages]]
 
 
-def unfreeze_all(model: nn.Module) -> None:
-    """Undo `freeze_early_stages` / `freeze_batchnorm(freeze_affine=True)`: every parameter trainable again (call at
-    the end of a run so a later run or a Lightning module starts from a plain model)."""
-    for parameter in model.parameters():
-        parameter.requires_grad_(True)
-
-
 def stages_to_freeze(model: nn.Module, parameter_fraction: float = 0.02) -> int:
     """How many leading stages hold at most `parameter_fraction` of the backbone's parameters: a size-free rule for
     `freeze_early_stages` that freezes the stem and the high-resolution stages (few parameters, most of the compute).
@@ -192,28 +189,97 @@ def warmup_cosine_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine_lambda(warmup_steps, total_steps, final_fraction))
 
 
-@dataclass(frozen=True)
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "adamw": torch.optim.AdamW,
+    "adam": torch.optim.Adam,
+    "sgd": torch.optim.SGD,
+}
+
+
+def starts_pretrained(model: nn.Module) -> bool:
+    """Whether `model` (a `ViTExtractor`) holds learned weights: a preset, timm's pretrained weights or a checkpoint."""
+    return getattr(model, "preset", None) is not None or getattr(model, "checkpoint_metadata", None) is not None
+
+
+def _check_fraction(name: str, value: float, lower_open: bool = False, upper_open: bool = False) -> float:
+    """A number in [0, 1] (open at an end where asked), or a message saying so."""
+    value = check_number(name, value, 0.0, strictly_above=lower_open)
+    if value > 1 or (upper_open and value == 1):
+        raise InputError(f"{name} must be {'below' if upper_open else 'at most'} 1, got {value!r}.")
+    return value
+
+
+@dataclass
 class FineTuneRecipe:
-    """How to fine-tune a pretrained extractor: the choices `prepare_fine_tuning` applies."""
+    """How one run optimises an extractor: the one recipe of `train_extractor` (`TrainingSettings.recipe`) and of a
+    Lightning `ExtractorModule`, so the app, the CLI and Lightning fine-tune alike. Checked on creation.
 
-    lr: float = 1e-4  # of the last stage
-    layer_decay: float = 1.0
-    frozen_stages: int = 0
-    freeze_batchnorm: bool = True
-    freeze_batchnorm_affine: bool = False
-    warmup_fraction: float = 0.0  # of all steps
-    final_lr_fraction: float = 1.0  # 1.0: constant after warm-up
+    `fine_tune` None: on for pretrained weights or a checkpoint, off for a random init (which has no knowledge to
+    keep). On: BatchNorm statistics frozen, the first stages holding `frozen_fraction` of the parameters frozen,
+    each earlier stage's learning rate `layer_decay` times the next one's. Always: `warmup_fraction` of the steps
+    of linear warm-up, then a cosine down to `final_lr_fraction` of `lr` at the last step.
+    """
+
+    lr: float = 3e-4  # of the last stage
+    optimizer: str = "adamw"  # one of OPTIMIZERS
     weight_decay: float = 0.0
+    fine_tune: bool | None = None
+    frozen_fraction: float = 0.02
+    layer_decay: float = 0.7
+    warmup_fraction: float = 0.1
+    final_lr_fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        self.lr = check_number("learning rate (lr)", self.lr, 0.0, strictly_above=True)
+        self.optimizer = check_choice("optimizer", self.optimizer, tuple(OPTIMIZERS))
+        self.weight_decay = check_number("weight decay", self.weight_decay, 0.0)
+        if self.fine_tune is not None and not isinstance(self.fine_tune, bool):
+            raise InputError(f"fine_tune must be True, False or None (automatic), got {self.fine_tune!r}.")
+        self.frozen_fraction = _check_fraction("frozen_fraction", self.frozen_fraction, upper_open=True)
+        self.layer_decay = _check_fraction("layer_decay", self.layer_decay, lower_open=True)
+        self.warmup_fraction = _check_fraction("warmup_fraction", self.warmup_fraction)
+        self.final_lr_fraction = _check_fraction("final_lr_fraction", self.final_lr_fraction)
+
+    def fine_tunes(self, model: nn.Module) -> bool:
+        """Whether the freezing and per-stage learning rates apply to `model` (`fine_tune` None: pretrained)."""
+        return starts_pretrained(model) if self.fine_tune is None else self.fine_tune
 
 
-def prepare_fine_tuning(
-    model: nn.Module, recipe: FineTuneRecipe, total_steps: int
-) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """Apply `recipe` to `model` (BatchNorm, frozen stages) and build its AdamW optimizer and per-step scheduler."""
-    if recipe.freeze_batchnorm:
-        freeze_batchnorm(model, freeze_affine=recipe.freeze_batchnorm_affine)
-    freeze_early_stages(model, recipe.frozen_stages)
-    optimizer = torch.optim.AdamW(parameter_groups(model, recipe.lr, recipe.layer_decay, recipe.weight_decay))
-    warmup_steps = round(recipe.warmup_fraction * total_steps)
-    scheduler = warmup_cosine_scheduler(optimizer, warmup_steps, total_steps, recipe.final_lr_fraction)
-    return optimizer, scheduler
+class AppliedRecipe:
+    """`recipe` in force on `model` for a run of `total_steps` optimizer steps: its optimizer and per-step scheduler
+    (call `scheduler.step()` after every `optimizer.step()`); `undo()` gives back ordinary BatchNorm behaviour and
+    the parameters' own `requires_grad`, so the model in use afterwards behaves like any other."""
+
+    def __init__(self, model: nn.Module, recipe: FineTuneRecipe, total_steps: int) -> None:
+        self.model = model
+        self._requires_grad = [p.requires_grad for p in model.parameters()]
+        self._hook: RemovableHandle | None = None
+        if recipe.fine_tunes(model):
+            self._hook = freeze_batchnorm(model)
+            freeze_early_stages(model, stages_to_freeze(model, recipe.frozen_fraction))
+            groups = parameter_groups(model, recipe.lr, recipe.layer_decay, recipe.weight_decay)
+        else:
+            groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+        extra = {"momentum": 0.9} if recipe.optimizer == "sgd" else {}
+        self.optimizer = OPTIMIZERS[recipe.optimizer](groups, lr=recipe.lr, weight_decay=recipe.weight_decay, **extra)
+        total_steps = max(1, total_steps)
+        self.scheduler = warmup_cosine_scheduler(
+            self.optimizer, round(recipe.warmup_fraction * total_steps), total_steps, recipe.final_lr_fraction
+        )
+
+    def undo(self) -> None:
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+        for parameter, requires_grad in zip(self.model.parameters(), self._requires_grad, strict=True):
+            parameter.requires_grad_(requires_grad)
+
+
+@contextlib.contextmanager
+def fine_tuning(model: nn.Module, recipe: FineTuneRecipe, total_steps: int) -> Iterator[AppliedRecipe]:
+    """`AppliedRecipe` for the duration of a `with` block, undone however the block ends."""
+    applied = AppliedRecipe(model, recipe, total_steps)
+    try:
+        yield applied
+    finally:
+        applied.undo()

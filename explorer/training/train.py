@@ -8,12 +8,11 @@ model worse on validation than it started (or, on request, on the last epoch).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from torch.utils.data import DataLoader
 from explorer import const as C
 from explorer.checks import check_choice, check_count, check_number
 from explorer.data.datasets import DatasetQueryGallery, DatasetWithLabels
+from explorer.data.images import typical_image_side
 from explorer.errors import InputError
 from explorer.inference.embed import inference_on_images
 from explorer.metrics.evaluation import EvaluationResult, evaluate_embeddings
@@ -34,26 +34,15 @@ from explorer.progress import Progress, report
 from explorer.training.lightning import NonFiniteLossError, check_finite_loss
 from explorer.training.losses import TRIPLET_LOG_KEYS, TripletLossWithMiner
 from explorer.training.miners import AllTripletsMiner, HardTripletsMiner, NHardTripletsMiner, TripletsMiner
-from explorer.training.recipe import (
-    freeze_batchnorm,
-    freeze_early_stages,
-    parameter_groups,
-    stages_to_freeze,
-    unfreeze_all,
-    warmup_cosine_scheduler,
-)
+from explorer.training.recipe import OPTIMIZERS as OPTIMIZERS  # re-exported: the CLI's and the app's choices
+from explorer.training.recipe import FineTuneRecipe, fine_tuning
 from explorer.training.sampler import BalanceSampler
 
-OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
-    "adamw": torch.optim.AdamW,
-    "adam": torch.optim.Adam,
-    "sgd": torch.optim.SGD,
-}
 MINER_NAMES = ("all", "hard", "n_hard")
 MAX_EPOCHS = 200
 MAX_BATCH_LABELS = 1024
 MAX_BATCH_INSTANCES = 1024
-IMAGE_SIZE_RANGE = (32, 1024)  # training / inference resolution (None: the model's own)
+IMAGE_SIZE_RANGE = (32, 1024)  # training / inference resolution (None: `automatic_image_size`)
 VAL_CMC_1 = C.METRIC_NAME_SEPARATOR.join((C.OVERALL_CATEGORIES_KEY, CMC, "1"))
 VAL_MAP_5 = C.METRIC_NAME_SEPARATOR.join((C.OVERALL_CATEGORIES_KEY, MAP, "5"))
 # The overall metrics every validation computes (see `evaluate_extractor`): what `select_by` usually names.
@@ -68,6 +57,8 @@ STEP_KEYS = ("loss", *TRIPLET_LOG_KEYS)  # what every training step reports, ave
 CANCELLED = "Cancelled by the user."
 
 CancelFlag = threading.Event | Callable[[], bool]
+_RECIPE = FineTuneRecipe()  # the recipe's defaults are TrainingSettings' defaults
+RECIPE_FIELDS = tuple(FineTuneRecipe.__dataclass_fields__)
 
 
 @dataclass
@@ -75,9 +66,9 @@ class TrainingSettings:
     """Hyper-parameters of one run; stored in the checkpoint."""
 
     epochs: int = 3
-    lr: float = 1e-4
-    optimizer: str = "adamw"  # one of OPTIMIZERS
-    weight_decay: float = 0.0
+    lr: float = _RECIPE.lr  # of the last stage (see `FineTuneRecipe`)
+    optimizer: str = _RECIPE.optimizer  # one of OPTIMIZERS
+    weight_decay: float = _RECIPE.weight_decay
     margin: float | None = 0.1  # None: soft-margin triplet loss
     miner: str = "all"  # one of MINER_NAMES
     max_output_triplets: int = 5000  # cap of the "all" miner
@@ -85,29 +76,28 @@ class TrainingSettings:
     n_hard_negative: int = 2
     n_labels: int = 4
     n_instances: int = 4
-    image_size: int | None = None  # None: the model's own input size
+    image_size: int | None = None  # None: automatic, the model's own but no larger than the train images
     augment: bool = True
     num_workers: int = 0
     eval_batch_size: int = 32
     seed: int = 0
     select_by: str = VAL_CMC_1  # the validation metric (higher is better) that picks the epoch to keep
     keep: str = "best"  # one of KEEP_CHOICES: the best epoch by `select_by` (epoch 0 included), or the last one
-    # The fine-tuning recipe (explorer.training.recipe): None = on for pretrained weights or a checkpoint, off for
-    # a random init. On: BatchNorm statistics frozen, the first stages holding `frozen_fraction` of the parameters
-    # frozen, each earlier stage's learning rate `layer_decay` times the next one's.
-    fine_tune: bool | None = None
-    frozen_fraction: float = 0.02
-    layer_decay: float = 0.7
-    warmup_fraction: float = 0.1  # of all steps: the learning rate rises linearly, then follows a cosine ...
-    final_lr_fraction: float = 0.1  # ... down to this fraction of `lr` at the last step
+    # The fine-tuning recipe (`FineTuneRecipe`, with lr, optimizer and weight_decay): None = on for pretrained
+    # weights or a checkpoint, off for a random init. On: BatchNorm statistics frozen, the first stages holding
+    # `frozen_fraction` of the parameters frozen, each earlier stage's learning rate `layer_decay` times the next's.
+    fine_tune: bool | None = _RECIPE.fine_tune
+    frozen_fraction: float = _RECIPE.frozen_fraction
+    layer_decay: float = _RECIPE.layer_decay
+    warmup_fraction: float = _RECIPE.warmup_fraction  # of all steps: the lr rises linearly, then a cosine ...
+    final_lr_fraction: float = _RECIPE.final_lr_fraction  # ... down to this fraction of `lr` at the last step
 
     def __post_init__(self) -> None:
         """The one validation of training settings (app, CLI and Python alike): every field is checked and
         normalised (30.0 -> 30), and a bad one is named with what it accepts, before any training starts."""
         self.epochs = check_count("epochs", self.epochs, 1, MAX_EPOCHS)
-        self.lr = check_number("learning rate (lr)", self.lr, 0.0, strictly_above=True)
-        self.optimizer = check_choice("optimizer", self.optimizer, tuple(OPTIMIZERS))
-        self.weight_decay = check_number("weight decay", self.weight_decay, 0.0)
+        for name, value in vars(self.recipe).items():  # checked (and normalised) by the recipe itself
+            setattr(self, name, value)
         if self.margin is not None:
             self.margin = check_number("margin (None: soft margin)", self.margin, 0.0)
         self.miner = check_choice("miner", self.miner, MINER_NAMES)
@@ -122,27 +112,18 @@ class TrainingSettings:
         self.eval_batch_size = check_count("eval_batch_size", self.eval_batch_size, 1)
         self.seed = check_count("seed", self.seed, 0)
         self.keep = check_choice("keep", self.keep, KEEP_CHOICES)
-        if self.fine_tune is not None and not isinstance(self.fine_tune, bool):
-            raise InputError(f"fine_tune must be True, False or None (automatic), got {self.fine_tune!r}.")
-        self.frozen_fraction = _check_fraction("frozen_fraction", self.frozen_fraction, upper_open=True)
-        self.layer_decay = _check_fraction("layer_decay", self.layer_decay, lower_open=True)
-        self.warmup_fraction = _check_fraction("warmup_fraction", self.warmup_fraction)
-        self.final_lr_fraction = _check_fraction("final_lr_fraction", self.final_lr_fraction)
         if not isinstance(self.select_by, str) or self.select_by.count(C.METRIC_NAME_SEPARATOR) != 2:
             raise InputError(
                 f"select_by must be a validation metric such as {', '.join(SELECTABLE_METRICS)}, got {self.select_by!r}."
             )
 
+    @property
+    def recipe(self) -> FineTuneRecipe:
+        """The optimisation part of these settings, as `ExtractorModule` takes it too."""
+        return FineTuneRecipe(**{name: getattr(self, name) for name in RECIPE_FIELDS})
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _check_fraction(name: str, value: float, lower_open: bool = False, upper_open: bool = False) -> float:
-    """A number in [0, 1] (open at an end where asked), or a message saying so."""
-    value = check_number(name, value, 0.0, strictly_above=lower_open)
-    if value > 1 or (upper_open and value == 1):
-        raise InputError(f"{name} must be {'below' if upper_open else 'at most'} 1, got {value!r}.")
-    return value
 
 
 @dataclass
@@ -184,6 +165,7 @@ class TrainingResult:
     kept_epoch: int = 0  # the epoch whose weights `extractor` ends with (0: the weights before training)
     select_by: str = VAL_CMC_1
     keep: str = "best"
+    settings: TrainingSettings = field(default_factory=TrainingSettings)  # as used (n_labels capped at the labels)
 
     @property
     def epochs_done(self) -> int:
@@ -222,39 +204,6 @@ def make_miner(settings: TrainingSettings) -> TripletsMiner:
     return AllTripletsMiner(max_output_triplets=settings.max_output_triplets)
 
 
-def make_optimizer(settings: TrainingSettings, parameters: Any) -> torch.optim.Optimizer:
-    """The chosen optimizer over `parameters` (tensors, or groups each with its own learning rate)."""
-    extra = {"momentum": 0.9} if settings.optimizer == "sgd" else {}
-    return OPTIMIZERS[settings.optimizer](parameters, lr=settings.lr, weight_decay=settings.weight_decay, **extra)
-
-
-def starts_pretrained(extractor: ViTExtractor) -> bool:
-    """Whether the extractor holds learned weights (a preset, timm's pretrained weights or a checkpoint)."""
-    return extractor.preset is not None or extractor.checkpoint_metadata is not None
-
-
-@contextlib.contextmanager
-def fine_tuning(extractor: ViTExtractor, settings: TrainingSettings) -> Iterator[list[dict]]:
-    """The recipe applied for one run, yielding the optimizer's parameter groups; undone afterwards (every
-    parameter trainable again, BatchNorm back to normal), so the extractor in use behaves as any other.
-
-    Why (measured in bench/bench_recipe.py): small balanced batches re-estimate BatchNorm statistics from a few
-    correlated images and one learning rate rewrites the generic early filters, so plain fine-tuning made a
-    pretrained model worse on real photos; frozen statistics, frozen first stages and smaller learning rates for
-    earlier stages keep what it knew while its last stages learn the new classes.
-    """
-    if not (starts_pretrained(extractor) if settings.fine_tune is None else settings.fine_tune):
-        yield [{"params": [p for p in extractor.parameters() if p.requires_grad]}]
-        return
-    hook = freeze_batchnorm(extractor)
-    freeze_early_stages(extractor, stages_to_freeze(extractor, settings.frozen_fraction))
-    try:
-        yield parameter_groups(extractor, settings.lr, settings.layer_decay, settings.weight_decay)
-    finally:
-        hook.remove()
-        unfreeze_all(extractor)
-
-
 def evaluate_extractor(
     extractor: ViTExtractor,
     dataset: DatasetQueryGallery,
@@ -275,19 +224,30 @@ def evaluate_extractor(
     return evaluate_embeddings(embeddings, dataset.df, cmc_top_k=(1, 5), precision_top_k=(5,), map_top_k=(5,))
 
 
-def _datasets(
-    extractor: ViTExtractor,
-    train_data: DatasetWithLabels | pd.DataFrame,
-    val_data: DatasetQueryGallery | pd.DataFrame | None,
-    dataset_root: str | Path | None,
-    augment: bool,
-) -> tuple[DatasetWithLabels, DatasetQueryGallery | None]:
-    root = dataset_root if dataset_root is not None else ""
-    if isinstance(train_data, pd.DataFrame):
-        train_data = DatasetWithLabels(train_data, root, transform=extractor.get_transforms(train=augment))
-    if isinstance(val_data, pd.DataFrame):
-        val_data = DatasetQueryGallery(val_data, root, transform=extractor.get_transforms()) if len(val_data) else None
-    return train_data, val_data
+def automatic_image_size(model_size: int, paths: list[str]) -> int:
+    """The training size when none is given: the model's own, but no larger than the train images' typical side.
+
+    Why: a pretrained model is at its best at its own size, which real photos (larger than it) can feed; smaller
+    images (the 96 px shapes) would only be upsampled, which costs compute (224 px: 5x the pixels of 96) and adds
+    no detail."""
+    side = typical_image_side(paths)
+    return model_size if side is None else max(IMAGE_SIZE_RANGE[0], min(model_size, side))
+
+
+def _val_dataset(
+    extractor: ViTExtractor, data: DatasetQueryGallery | pd.DataFrame | None, root: str | Path
+) -> DatasetQueryGallery | None:
+    """`data` as a dataset read with the extractor's current transform (at its current size); None when empty."""
+    if isinstance(data, pd.DataFrame):
+        return DatasetQueryGallery(data, root, transform=extractor.get_transforms()) if len(data) else None
+    return data
+
+
+def _fitted(settings: TrainingSettings, image_size: int, labels: Sequence[int]) -> TrainingSettings:
+    """`settings` as the run uses them: at `image_size`, n_labels at most the number of train labels (a small
+    dataset trains on batches of all of them rather than failing; fewer than 2 labels get the sampler's message)."""
+    n_labels = min(settings.n_labels, max(2, len(np.unique(np.asarray(labels)))))
+    return replace(settings, image_size=image_size, n_labels=n_labels)
 
 
 def _is_cancelled(cancel: CancelFlag | None) -> bool:
@@ -437,42 +397,56 @@ def train_extractor(
     (an Event or a callable) is checked between batches. With `checkpoint_path`, the kept weights are written
     atomically after every completed epoch. A cancel or a NaN/inf loss stops training; the run then also ends on
     the kept weights of the epochs completed, the ones the checkpoint on disk and `final_metrics` describe.
+
+    Epoch 0 is the extractor exactly as given, at its own image size (what it gives in use): training runs at
+    `settings.image_size` (None: `automatic_image_size`), and a trained epoch is kept only when it beats that, so a size change never shows as a
+    gain or a drop that training did not make; when epoch 0 is kept, the extractor keeps its own size. The
+    optimisation follows `settings.recipe` (`FineTuneRecipe`), undone at the end; n_labels is capped at the number
+    of train labels (`result.settings` holds what was used, the size included).
     """
     settings = settings or TrainingSettings()
     torch.manual_seed(settings.seed)
+    root = dataset_root if dataset_root is not None else ""
     original_size = extractor.image_config
+    baseline_dataset = _val_dataset(extractor, val_data, root)  # epoch 0: the extractor as given, at its own size
+    train_dataset = train_data if isinstance(train_data, DatasetWithLabels) else DatasetWithLabels(train_data, root)
+    image_size = settings.image_size or automatic_image_size(original_size.input_size, train_dataset.paths)
+    settings = _fitted(settings, image_size, train_dataset.get_labels())
     extractor.set_input_size(settings.image_size)
-    train_dataset, val_dataset = _datasets(extractor, train_data, val_data, dataset_root, settings.augment)
+    if train_dataset is not train_data:  # read with the training size's transforms (a given dataset keeps its own)
+        train_dataset.transform = extractor.get_transforms(train=settings.augment)
+    resized = extractor.image_config != original_size
+    val_dataset = _val_dataset(extractor, val_data, root) if resized else baseline_dataset
     sampler = BalanceSampler(train_dataset.get_labels(), settings.n_labels, settings.n_instances, seed=settings.seed)
     loader = DataLoader(train_dataset, batch_sampler=sampler, num_workers=settings.num_workers)
     criterion = TripletLossWithMiner(margin=settings.margin, miner=make_miner(settings), need_logs=True)
     n_batches = len(loader)
     run = _RunHooks(settings, progress, on_batch_end, cancel)
 
-    def validate(phase: str, fraction: float) -> dict[str, float]:
-        if val_dataset is None:
+    def validate(phase: str, fraction: float, dataset: DatasetQueryGallery | None = val_dataset) -> dict[str, float]:
+        if dataset is None:
             return {}
-        images = f"{len(val_dataset.get_query_ids())} queries, {len(val_dataset.get_gallery_ids())} gallery images"
+        images = f"{len(dataset.get_query_ids())} queries, {len(dataset.get_gallery_ids())} gallery images"
         step_progress = _validation_phase(progress, fraction, f"{phase}: {images}")
         return evaluate_extractor(
-            extractor, val_dataset, settings.eval_batch_size, settings.num_workers, step_progress
+            extractor, dataset, settings.eval_batch_size, settings.num_workers, step_progress
         ).metrics_flat
 
     started = time.perf_counter()
-    initial = validate("validating before training", 0.0)
+    initial = validate("validating before training", 0.0, baseline_dataset)
     kept = _KeptWeights(extractor, initial, settings)
     result = TrainingResult(extractor, [], initial, initial, select_by=settings.select_by, keep=settings.keep)
+    result.settings = settings
     result.history.append(_epoch_record(0, dict.fromkeys(STEP_KEYS), 0, initial, started))
     if on_epoch_end is not None:
         on_epoch_end(result.history[0])
     total_steps = settings.epochs * n_batches
-    with fine_tuning(extractor, settings) as groups:
-        optimizer = make_optimizer(settings, groups)
-        warmup_steps = round(settings.warmup_fraction * total_steps)
-        scheduler = warmup_cosine_scheduler(optimizer, warmup_steps, max(1, total_steps), settings.final_lr_fraction)
+    with fine_tuning(extractor, settings.recipe, total_steps) as recipe:
         for epoch in range(1, settings.epochs + 1):
             started = time.perf_counter()
-            sums, result.stopped_reason = _train_epoch(extractor, loader, criterion, optimizer, scheduler, epoch, run)
+            sums, result.stopped_reason = _train_epoch(
+                extractor, loader, criterion, recipe.optimizer, recipe.scheduler, epoch, run
+            )
             if result.stopped_reason is not None:
                 break
             metrics = validate(f"validating after epoch {epoch}", epoch / settings.epochs)
