@@ -49,7 +49,12 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--skip-umap", action="store_true")
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch:  # the generated images go afterwards
+        measure(Path(scratch), args)
+
+
+def measure(folder: Path, args: argparse.Namespace) -> None:
+    """Generate the data in `folder`, build the app's workspace on it and print the figures."""
     per_class = args.items // N_CLASSES
     took, df = seconds(lambda: generate_shapes_dataset(folder / "data", N_CLASSES, per_class, image_size=IMAGE_SIZE))
     print(f"generated {len(df):,} images ({N_CLASSES} classes, {IMAGE_SIZE} px) in {took:.0f} s (not part of the app)")
