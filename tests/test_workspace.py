@@ -511,11 +511,3 @@ def test_above_the_pair_bound_fnmr_is_left_out_and_the_note_says_why(shared, mon
     )
     assert "fnmr@fmr" not in set(own.metrics_table()["metric"])
     assert "fnmr@fmr is left out" in own.no_relevant_gallery_text()
-
-
-def test_the_apps_automatic_training_size_is_the_models_own_but_no_larger_than_the_images(shared):
-    model_size = shared.extractor.model.image_config.input_size
-    fitted = shared._fitted(TrainingSettings(image_size=None, n_labels=50), model_size)
-    assert fitted.image_size == min(model_size, TINY_IMAGE_SIZE)  # the tiny data's 64 px images
-    assert fitted.n_labels == shared.dataset.train_df[C.LABELS_COLUMN].nunique()  # capped at the train labels
-    assert shared._fitted(TrainingSettings(image_size=48), model_size).image_size == 48  # a chosen size is kept

@@ -24,7 +24,7 @@ from PIL import Image
 from explorer import const as C
 from explorer.analysis import LabelConfusions, label_confusions, suspected_label_errors
 from explorer.checks import check_choice, check_count
-from explorer.data.images import read_image, typical_image_side
+from explorer.data.images import read_image
 from explorer.data.items import ItemIndex
 from explorer.data.loading import BUILTIN_DATASETS, LoadedDataset, load_dataset
 from explorer.data.precomputed import load_embeddings
@@ -35,7 +35,6 @@ from explorer.metrics.functional import flatten_metrics
 from explorer.progress import Progress, report, scaled
 from explorer.retrieval.search import search_gallery
 from explorer.training.train import (
-    IMAGE_SIZE_RANGE,
     BatchRecord,
     EpochRecord,
     TrainingResult,
@@ -786,7 +785,6 @@ class Workspace:
         self._check_writable()
         self.policy.check_image_size(settings.image_size)
         model = copy.deepcopy(self._model_for("Training").model)
-        settings = self._fitted(settings, model.image_config.input_size)
         result = train_extractor(
             model,
             self.dataset.train_df,
@@ -809,20 +807,6 @@ class Workspace:
         self.training_history = result.history_frame()
         self._invalidate()
         return result
-
-    def _fitted(self, settings: TrainingSettings, model_size: int) -> TrainingSettings:
-        """The app's automatic choices for this data: with no image size, the model's own but no larger than the
-        train images' typical side (upsampling adds compute, not detail: 96 px shapes train at 96, photos at the
-        model's 224); n_labels at most the train split's number of labels."""
-        image_size = settings.image_size
-        if image_size is None:
-            side = typical_image_side([self.items.paths[i] for i in self._train_items()])
-            image_size = model_size if side is None else max(IMAGE_SIZE_RANGE[0], min(model_size, side))
-        n_labels = min(settings.n_labels, max(2, self.dataset.train_df[C.LABELS_COLUMN].nunique()))
-        return replace(settings, image_size=image_size, n_labels=n_labels)
-
-    def _train_items(self) -> np.ndarray:
-        return np.flatnonzero((self.df[C.SPLIT_COLUMN] == C.TRAIN_SPLIT).to_numpy())
 
     def revert_training(self) -> None:
         """Go back to the extractor before the last training run, with its embeddings and metrics exactly as they
