@@ -37,8 +37,15 @@ def train_tab_run(cache_dir: Path, data: str | None, epochs: int) -> None:
     seconds = time.perf_counter() - started
     after = workspace.evaluation().metrics_flat
     size_after = workspace.extractor.model.image_config.input_size
+    used = result.settings
     print(f"\n## Train tab defaults, {epochs} epoch(s), on {workspace.describe()}")
-    print(result.history_frame().to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(
+        f"used: {used.image_size} px, {used.n_labels} x {used.n_instances}, lr {used.lr:g}, margin {used.margin}, "
+        f"miner {used.miner}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
+    frame = result.history_frame()
+    frame["elapsed"] = frame["seconds"].cumsum()  # epoch 0: the validation before training; then train + validate
+    print(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(
         f"training curves: cmc@1 {result.initial_metrics[VAL_CMC_1]:.4f} -> {result.final_metrics[VAL_CMC_1]:.4f}, "
         f"map@5 {result.initial_metrics[VAL_MAP_5]:.4f} -> {result.final_metrics[VAL_MAP_5]:.4f} "

@@ -1,12 +1,17 @@
-"""Training-from-scratch, inference and birds50 benchmark (figures for the README's Benchmarks section).
+"""Training-from-scratch, inference and birds50 training benchmark (figures for the README's Benchmarks section).
 
 1. scratch: a randomly initialised resnet18 trained with `train_extractor` on the generated shapes data at 64 px
    (settings below): validation cmc@1 before and after. The Train tab's figure is bench/bench_train_tab.py's.
 2. inference: `inference_on_images` (decode + transform + forward) in images/s against the bare model
    forward on ready tensors, in the same process, so the ratio is meaningful even on a noisy machine.
-3. birds: the offline pretrained preset's cmc@1 on ../shared/data/birds50 (validation half), skipped when absent.
+3. birds: the Train tab's defaults (`TRAIN_DEFAULTS`, one run per --birds-epochs count) on ../shared/data/birds50
+   (train half -> validation half) through `train_extractor`, the routine `Workspace.train` calls with these
+   settings, from the offline preset loaded as the app loads it (unnormalised); prints the per-epoch table, epoch 0
+   (the pretrained model as it is used) first. Skipped when the folder is absent. (bench_train_tab.py runs the same
+   through the workspace, which also embeds every image before and after; on a 2-core CPU that doubles the time.)
 
 Run: nice .venv/bin/python bench/bench_training.py [--parts scratch inference birds] [--epochs 60]
+     [--birds-epochs 1 3 10] [--threads 1]
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -24,11 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from explorer import const as C  # noqa: E402
-from explorer.data import DatasetQueryGallery, generate_shapes_dataset, load_dataset, read_image  # noqa: E402
+from explorer.data import generate_shapes_dataset, load_dataset, read_image  # noqa: E402
 from explorer.inference import inference_on_images  # noqa: E402
 from explorer.models import OFFLINE_PRESET, ViTExtractor  # noqa: E402
-from explorer.training import TrainingSettings, evaluate_extractor, train_extractor  # noqa: E402
+from explorer.training import TrainingSettings, train_extractor  # noqa: E402
 from explorer.training.train import VAL_CMC_1, VAL_MAP_5  # noqa: E402
+from explorer.workspace.inputs import TRAIN_DEFAULTS  # noqa: E402
 
 PARTS = ("scratch", "inference", "birds")
 BIRDS = Path(__file__).resolve().parents[2] / "shared" / "data" / "birds50"
@@ -76,31 +83,42 @@ def bench_inference(root: Path, batch_size: int = 32) -> None:
         print(f"inference_on_images, num_workers={workers}: {rate:.1f} images/s ({rate / bare:.2f} x bare forward)")
 
 
-def bench_birds(batch_size: int = 32) -> None:
+def bench_birds(epoch_counts: list[int]) -> None:
     if not BIRDS.is_dir():
         print(f"\n## birds50: skipped ({BIRDS} not found)")
         return
     data = load_dataset(str(BIRDS))
-    extractor = ViTExtractor(OFFLINE_PRESET).eval()
-    dataset = DatasetQueryGallery(data.validation_df, data.root, transform=extractor.get_transforms())
-    started = time.perf_counter()
-    evaluation = evaluate_extractor(extractor, dataset, batch_size=batch_size, num_workers=2)
-    elapsed = time.perf_counter() - started
-    flat = evaluation.metrics_flat
-    print(
-        f"\n## birds50 validation half ({len(dataset)} images, "
-        f"{data.validation_df[C.LABELS_COLUMN].nunique()} classes), {OFFLINE_PRESET}, no training"
-    )
-    print(
-        f"cmc@1 {flat[VAL_CMC_1]:.3f}, cmc@5 {flat['OVERALL/cmc/5']:.3f}, map@5 {flat[VAL_MAP_5]:.3f} ({elapsed:.0f} s)"
-    )
+    for epochs in epoch_counts:
+        settings = replace(TRAIN_DEFAULTS, epochs=epochs)
+        result = train_extractor(
+            ViTExtractor(OFFLINE_PRESET), data.train_df, data.validation_df, dataset_root=data.root, settings=settings
+        )
+        used = result.settings
+        print(
+            f"\n## birds50, Train tab defaults, {epochs} epoch(s): {used.image_size} px, {used.n_labels} x "
+            f"{used.n_instances}, lr {used.lr:g}, margin {used.margin}; {len(data.validation_df)} validation images; "
+            f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+        )
+        frame = result.history_frame()
+        frame["elapsed"] = frame["seconds"].cumsum()
+        print(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"), flush=True)
+        print(
+            f"cmc@1 {result.initial_metrics[VAL_CMC_1]:.4f} -> {result.final_metrics[VAL_CMC_1]:.4f}, map@5 "
+            f"{result.initial_metrics[VAL_MAP_5]:.4f} -> {result.final_metrics[VAL_MAP_5]:.4f} "
+            f"({result.kept_summary()})",
+            flush=True,
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--parts", nargs="+", choices=("scratch", "inference", "birds"), default=PARTS)
     parser.add_argument("--epochs", type=int, default=60, help="epochs of the from-scratch run")
+    parser.add_argument("--birds-epochs", type=int, nargs="+", default=[1, 3, 10], help="one birds run per count")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder) / "shapes"
         if "scratch" in args.parts:
@@ -108,7 +126,7 @@ def main() -> None:
         if "inference" in args.parts:
             bench_inference(root)
     if "birds" in args.parts:
-        bench_birds()
+        bench_birds(args.birds_epochs)
 
 
 if __name__ == "__main__":

@@ -63,18 +63,19 @@ RECIPE_FIELDS = tuple(FineTuneRecipe.__dataclass_fields__)
 
 @dataclass
 class TrainingSettings:
-    """Hyper-parameters of one run; stored in the checkpoint."""
+    """Hyper-parameters of one run; stored in the checkpoint. The defaults are the app's Train tab's (bar epochs),
+    measured in bench/bench_train_tab.py and bench/bench_training.py."""
 
     epochs: int = 3
     lr: float = _RECIPE.lr  # of the last stage (see `FineTuneRecipe`)
     optimizer: str = _RECIPE.optimizer  # one of OPTIMIZERS
     weight_decay: float = _RECIPE.weight_decay
-    margin: float | None = 0.1  # None: soft-margin triplet loss
+    margin: float | None = 0.2  # None: soft-margin triplet loss
     miner: str = "all"  # one of MINER_NAMES
     max_output_triplets: int = 5000  # cap of the "all" miner
     n_hard_positive: int = 2  # "n_hard" miner
     n_hard_negative: int = 2
-    n_labels: int = 4
+    n_labels: int = 6  # capped at the number of train labels
     n_instances: int = 4
     image_size: int | None = None  # None: automatic, the model's own but no larger than the train images
     augment: bool = True
