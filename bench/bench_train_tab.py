@@ -22,9 +22,18 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from explorer.training.train import VAL_CMC_1, VAL_MAP_5  # noqa: E402
+from explorer.training.train import (  # noqa: E402
+    VAL_CMC_1,
+    VAL_MAP_5,
+    EpochRecord,  # noqa: E402
+)
 from explorer.workspace.inputs import TRAIN_DEFAULTS  # noqa: E402
 from explorer.workspace.workspace import Workspace  # noqa: E402
+
+
+def print_live(record: EpochRecord) -> None:
+    """One line per validated epoch as it ends (a long run shows its progress; the table follows at the end)."""
+    print(f"  epoch {record.epoch}: cmc@1 {record.val_cmc_1:.3f}, {record.seconds:.0f} s", flush=True)
 
 
 def train_tab_run(cache_dir: Path, data: str | None, epochs: int) -> None:
@@ -33,7 +42,7 @@ def train_tab_run(cache_dir: Path, data: str | None, epochs: int) -> None:
     size_before = workspace.extractor.model.image_config.input_size
     settings = replace(TRAIN_DEFAULTS, epochs=epochs)
     started = time.perf_counter()
-    result = workspace.train(settings)
+    result = workspace.train(settings, on_epoch=print_live)
     seconds = time.perf_counter() - started
     after = workspace.evaluation().metrics_flat
     size_after = workspace.extractor.model.image_config.input_size

@@ -91,7 +91,12 @@ def bench_birds(epoch_counts: list[int]) -> None:
     for epochs in epoch_counts:
         settings = replace(TRAIN_DEFAULTS, epochs=epochs)
         result = train_extractor(
-            ViTExtractor(OFFLINE_PRESET), data.train_df, data.validation_df, dataset_root=data.root, settings=settings
+            ViTExtractor(OFFLINE_PRESET),
+            data.train_df,
+            data.validation_df,
+            dataset_root=data.root,
+            settings=settings,
+            on_epoch_end=lambda r: print(f"  epoch {r.epoch}: cmc@1 {r.val_cmc_1:.3f}, {r.seconds:.0f} s", flush=True),
         )
         used = result.settings
         print(
