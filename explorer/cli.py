@@ -127,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, default=defaults.lr)
     train.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=defaults.optimizer)
     train.add_argument("--margin", type=float, default=defaults.margin, help="triplet margin; negative: soft margin")
+    train.add_argument(
+        "--absolute-margin",
+        action="store_true",
+        help="--margin in embedding units (default: a fraction of the triplets' mean distance)",
+    )
     train.add_argument("--miner", choices=MINER_NAMES, default=defaults.miner)
     train.add_argument("--n-labels", type=int, default=defaults.n_labels)
     train.add_argument("--n-instances", type=int, default=defaults.n_instances)
@@ -242,6 +247,7 @@ def run_train(args: argparse.Namespace) -> None:
         lr=args.lr,
         optimizer=args.optimizer,
         margin=_margin(args.margin),
+        relative_margin=not args.absolute_margin,
         miner=args.miner,
         n_labels=args.n_labels,
         n_instances=args.n_instances,

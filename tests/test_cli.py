@@ -87,8 +87,9 @@ def test_train_recipe_flags_reach_the_settings_and_bad_ones_are_named(csv_path, 
     out = tmp_path / "model.safetensors"
     argv = ["train", "--data", str(csv_path), *TINY, "--out", str(out), "--epochs", "1", "--n-instances", "2"]
     recipe = ["--layer-decay", "0.5", "--frozen-fraction", "0.1", "--warmup-fraction", "0", "--final-lr-fraction", "1"]
-    assert main([*argv, *recipe, "--n-labels", "50"]) == 0  # n_labels above the train labels: capped
+    assert main([*argv, *recipe, "--n-labels", "50", "--absolute-margin"]) == 0  # n_labels above the labels: capped
     training = read_checkpoint_metadata(out).training
+    assert training["relative_margin"] is False
     assert (training["layer_decay"], training["frozen_fraction"], training["warmup_fraction"]) == (0.5, 0.1, 0.0)
     assert training["final_lr_fraction"] == 1.0 and training["n_labels"] < 50
     capsys.readouterr()

@@ -166,6 +166,19 @@ def test_triplet_loss_equals_torch_triplet_margin_loss():
     torch.testing.assert_close(TripletLoss(margin=0.3)(anchor, positive, negative), expected)
 
 
+def test_a_relative_margin_scales_with_the_embeddings_and_an_absolute_one_does_not():
+    generator = torch.Generator().manual_seed(0)
+    anchor, positive, negative = (torch.randn(50, 8, generator=generator) for _ in range(3))
+    relative = TripletLoss(margin=0.2, relative_margin=True)
+    scale = torch.cat([(anchor - positive).norm(dim=1), (anchor - negative).norm(dim=1)]).mean()
+    expected = nn.TripletMarginLoss(margin=0.2 * float(scale))(anchor, positive, negative)
+    torch.testing.assert_close(relative(anchor, positive, negative), expected)
+    scaled = [40 * t for t in (anchor, positive, negative)]  # an unnormalised CNN's distances
+    torch.testing.assert_close(relative(*scaled), 40 * relative(anchor, positive, negative))
+    absolute = TripletLoss(margin=0.2)
+    assert float(absolute(*scaled)) != pytest.approx(40 * float(absolute(anchor, positive, negative)))
+
+
 def test_triplet_loss_of_a_repeated_item_uses_distance_zero_with_a_finite_gradient():
     features = torch.tensor([[1.0, 2.0, 3.0], [4.0, 6.0, 3.0]], requires_grad=True)
     anchor, positive, negative = features[[0]], features[[0]], features[[1]]  # the sampler repeats small classes
@@ -469,6 +482,8 @@ def test_settings_hold_the_recipe_and_check_its_fields():
     assert TrainingSettings(warmup_fraction=1).warmup_fraction == 1.0  # normalised like the other fields
     with pytest.raises(InputError, match="layer_decay must be above 0"):  # the recipe's checks (test_recipe.py)
         TrainingSettings(layer_decay=0.0)
+    with pytest.raises(InputError, match="relative_margin must be True or False"):
+        TrainingSettings(relative_margin="yes")
 
 
 def test_when_epoch_0_is_kept_the_extractor_keeps_its_own_image_size(small_shapes, monkeypatch):

@@ -25,21 +25,31 @@ def euclidean_distance(x1: Tensor, x2: Tensor) -> Tensor:
 
 
 class TripletLoss(nn.Module):
-    """Mean over triplets of relu(margin + d(a,p) - d(a,n)); `margin=None` gives the soft-margin version."""
+    """Mean over triplets of relu(margin + d(a,p) - d(a,n)); `margin=None` gives the soft-margin version.
 
-    def __init__(self, margin: float | None = 0.1, need_logs: bool = False) -> None:
+    With `relative_margin`, the margin is a fraction of the triplets' mean distance (over d(a,p) and d(a,n), no
+    gradient): one value then means the same for L2-normalised embeddings (distances about 1) and unnormalised
+    ones (a pretrained CNN's: tens), where an absolute 0.2 is a fraction of a percent of the distances.
+    """
+
+    def __init__(self, margin: float | None = 0.1, need_logs: bool = False, relative_margin: bool = False) -> None:
         super().__init__()
         if margin is not None and margin < 0:
             raise InputError(f"margin must be non-negative or None (soft margin), got {margin}.")
         self.margin = margin
         self.need_logs = need_logs
+        self.relative_margin = relative_margin
         self.last_logs: dict[str, float] = {}
 
     def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
         pos_dist = euclidean_distance(anchor, positive)
         neg_dist = euclidean_distance(anchor, negative)
         difference = pos_dist - neg_dist
-        losses = F.softplus(difference) if self.margin is None else F.relu(self.margin + difference)
+        if self.margin is None:
+            losses = F.softplus(difference)
+        else:
+            scale = torch.cat([pos_dist, neg_dist]).detach().mean() if self.relative_margin else 1.0
+            losses = F.relu(self.margin * scale + difference)
         if self.need_logs:
             self.last_logs = {
                 "active_tri": float((losses.detach() > 0).float().mean()),
@@ -49,7 +59,7 @@ class TripletLoss(nn.Module):
         return losses.mean()
 
     def extra_repr(self) -> str:
-        return f"margin={self.margin}"
+        return f"margin={self.margin}, relative_margin={self.relative_margin}"
 
 
 class TripletLossWithMiner(nn.Module):
@@ -59,10 +69,16 @@ class TripletLossWithMiner(nn.Module):
     positive / negative distances of the last call.
     """
 
-    def __init__(self, margin: float | None = 0.1, miner: TripletsMiner | None = None, need_logs: bool = False) -> None:
+    def __init__(
+        self,
+        margin: float | None = 0.1,
+        miner: TripletsMiner | None = None,
+        need_logs: bool = False,
+        relative_margin: bool = False,
+    ) -> None:
         super().__init__()
         self.miner = miner if miner is not None else AllTripletsMiner()
-        self.triplet_loss = TripletLoss(margin=margin, need_logs=need_logs)
+        self.triplet_loss = TripletLoss(margin=margin, need_logs=need_logs, relative_margin=relative_margin)
 
     @property
     def margin(self) -> float | None:

@@ -71,6 +71,7 @@ class TrainingSettings:
     optimizer: str = _RECIPE.optimizer  # one of OPTIMIZERS
     weight_decay: float = _RECIPE.weight_decay
     margin: float | None = 0.2  # None: soft-margin triplet loss
+    relative_margin: bool = True  # margin x the triplets' mean distance (see `TripletLoss`); False: absolute
     miner: str = "all"  # one of MINER_NAMES
     max_output_triplets: int = 5000  # cap of the "all" miner
     n_hard_positive: int = 2  # "n_hard" miner
@@ -101,6 +102,8 @@ class TrainingSettings:
             setattr(self, name, value)
         if self.margin is not None:
             self.margin = check_number("margin (None: soft margin)", self.margin, 0.0)
+        if not isinstance(self.relative_margin, bool):
+            raise InputError(f"relative_margin must be True or False, got {self.relative_margin!r}.")
         self.miner = check_choice("miner", self.miner, MINER_NAMES)
         self.max_output_triplets = check_count("max_output_triplets", self.max_output_triplets, 1)
         self.n_hard_positive = check_count("n_hard_positive", self.n_hard_positive, 1)
@@ -420,7 +423,9 @@ def train_extractor(
     val_dataset = _val_dataset(extractor, val_data, root) if resized else baseline_dataset
     sampler = BalanceSampler(train_dataset.get_labels(), settings.n_labels, settings.n_instances, seed=settings.seed)
     loader = DataLoader(train_dataset, batch_sampler=sampler, num_workers=settings.num_workers)
-    criterion = TripletLossWithMiner(margin=settings.margin, miner=make_miner(settings), need_logs=True)
+    criterion = TripletLossWithMiner(
+        margin=settings.margin, miner=make_miner(settings), need_logs=True, relative_margin=settings.relative_margin
+    )
     n_batches = len(loader)
     run = _RunHooks(settings, progress, on_batch_end, cancel)
 
