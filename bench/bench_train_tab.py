@@ -49,7 +49,8 @@ def train_tab_run(cache_dir: Path, data: str | None, epochs: int) -> None:
     used = result.settings
     print(f"\n## Train tab defaults, {epochs} epoch(s), on {workspace.describe()}")
     print(
-        f"used: {used.image_size} px, {used.n_labels} x {used.n_instances}, lr {used.lr:g}, margin {used.margin}, "
+        f"used: {used.image_size} px, {used.n_labels} x {used.n_instances}, lr {used.lr:g}, margin {used.margin}"
+        f"{' (relative)' if used.relative_margin else ''}, "
         f"miner {used.miner}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
     frame = result.history_frame()

@@ -101,7 +101,8 @@ def bench_birds(epoch_counts: list[int]) -> None:
         used = result.settings
         print(
             f"\n## birds50, Train tab defaults, {epochs} epoch(s): {used.image_size} px, {used.n_labels} x "
-            f"{used.n_instances}, lr {used.lr:g}, margin {used.margin}; {len(data.validation_df)} validation images; "
+            f"{used.n_instances}, lr {used.lr:g}, margin {used.margin}{' (relative)' if used.relative_margin else ''}; "
+            f"{len(data.validation_df)} validation images; "
             f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
         )
         frame = result.history_frame()
