@@ -403,3 +403,22 @@ def test_umap_with_the_exact_knn_builds_the_graph_only_when_not_cached(tmp_path,
     again = projection.compute_projection(embeddings, "umap", cache_dir=tmp_path, exact_knn=True)
     assert first.shape == (80, 2) and np.array_equal(first, again)
     assert calls == [projection.UMAP_N_NEIGHBORS]  # the second call read the cache: no search
+
+
+def test_umap_asks_for_the_large_data_epoch_count_from_five_thousand_items(monkeypatch):
+    """umap-learn would run 500 layout epochs up to 10,000 items (9 s at 10k); from 5,000 items we ask for 200."""
+    import umap
+
+    asked = []
+
+    class RecordingUMAP:
+        def __init__(self, **kwargs):
+            asked.append(kwargs["n_epochs"])
+
+        def fit_transform(self, data):
+            return np.zeros((len(data), 2))
+
+    monkeypatch.setattr(umap, "UMAP", RecordingUMAP)
+    for n_items in (100, projection.UMAP_FEW_EPOCHS_FROM - 1, projection.UMAP_FEW_EPOCHS_FROM, 10_000):
+        projection.calc_umap_projection(np.zeros((n_items, 3), np.float32))
+    assert asked == [500, 500, 200, 200]
