@@ -8,6 +8,7 @@ export take it as a value instead of asking the object that owns the dataset.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -76,8 +77,9 @@ class ItemIndex:
 
     @cached_property
     def all_file_names(self) -> np.ndarray:
-        """The file name of every item (hover texts and tables show it), computed once per dataset."""
-        return np.array([Path(p).name for p in self.paths], dtype=object)
+        """The file name of every item (hover texts and tables show it), computed once per dataset
+        (`os.path.basename`: a `Path` per item made the first worst-queries table of 100k items cost 0.25 s)."""
+        return np.array([os.path.basename(p) for p in self.paths], dtype=object)
 
     def label_name(self, label: int) -> str:
         """How views show a label: its name, or its number as text when the dataset names none."""
