@@ -32,6 +32,14 @@ def test_npy_rows_follow_the_dataset_rows(tmp_path):
     assert loaded.dtype == np.float32 and np.array_equal(loaded, vectors)
 
 
+def test_npy_embeddings_are_read_into_memory_not_left_mapped_to_the_file(tmp_path):
+    vectors = np.ones((4, 3), dtype=np.float32)  # float32 and contiguous: a view of the memory map would do
+    np.save(tmp_path / "e.npy", vectors)
+    loaded = load_embeddings(tmp_path / "e.npy", _frame(list("abcd")))
+    np.save(tmp_path / "e.npy", np.zeros((4, 3), dtype=np.float32))  # the file rewritten while the app runs
+    assert loaded.flags.writeable and not isinstance(loaded, np.memmap) and np.array_equal(loaded, vectors)
+
+
 def test_parquet_with_paths_is_aligned_by_path(tmp_path):
     table = pd.DataFrame({C.PATHS_COLUMN: ["c", "a", "b"], C.EMBEDDING_COLUMN: [[3.0, 3.0], [1.0, 1.0], [2.0, 2.0]]})
     table.to_parquet(tmp_path / "e.parquet")

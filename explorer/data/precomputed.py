@@ -83,7 +83,9 @@ def _checked(matrix: np.ndarray, n_rows: int, name: str) -> np.ndarray:
         )
     if not np.issubdtype(matrix.dtype, np.number):
         raise InputError(f"{name} holds {matrix.dtype} values, not numbers.")
-    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+    # a copy in memory: the .npy is memory-mapped only to check its shape before reading it, and a read-only map
+    # would change under the app if the file were rewritten (torch also warns on every non-writable array)
+    matrix = np.array(matrix, dtype=np.float32, order="C")
     bad_rows = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
     if len(bad_rows):
         raise InputError(f"{name} has NaN or infinite values in {len(bad_rows)} row(s), e.g. row {bad_rows[0]}.")
