@@ -51,6 +51,7 @@ MAX_LEGEND_CATEGORIES = 30  # legend entries at most: beyond, the least frequent
 OTHER_NAME = "categories"  # the shared entry reads "<n> other categories"
 FAINT_NAME = "not in the filter"  # points outside `focus`
 MEMORY_CACHE_SIZE = 32
+UMAP_LAYOUT_REPORTS = 20  # progress reports during UMAP's layout epochs
 UMAP_LAYOUT_START = 0.3  # share of the progress bar spent before UMAP's layout epochs (neighbour graph)
 PROJECTION_ID_COLUMN = "id"
 PROJECTION_X_COLUMN, PROJECTION_Y_COLUMN = "x", "y"
@@ -83,7 +84,9 @@ class _EpochProgressStream:
         """tqdm flushes after each write; nothing is buffered here."""
 
 
-def _tqdm_kwds_reporting_to(progress: Progress | None) -> dict:
+def _tqdm_kwds_reporting_to(progress: Progress | None, n_epochs: int) -> dict:
+    """tqdm settings for umap-learn's epoch loop: to `progress`, a report every 1/UMAP_LAYOUT_REPORTS of the
+    epochs however fast they run (tqdm's default, 0.1 s between reports, says nothing of a 0.2 s layout)."""
     if progress is None:
         return {"disable": False, "desc": "UMAP epochs", "leave": False}
     return {
@@ -92,6 +95,8 @@ def _tqdm_kwds_reporting_to(progress: Progress | None) -> dict:
         "leave": False,
         "bar_format": "{n}/{total}\n",
         "file": _EpochProgressStream(progress),
+        "mininterval": 0,
+        "miniters": max(1, n_epochs // UMAP_LAYOUT_REPORTS),
     }
 
 
@@ -169,6 +174,7 @@ def calc_umap_projection(
     if knn is not None:
         _check_knn(knn, n_items, n_neighbors)
     exact = knn is None and n_items < UMAP_EXACT_NEIGHBORS_MAX
+    n_epochs = UMAP_EPOCHS_LARGE if n_items >= UMAP_FEW_EPOCHS_FROM else UMAP_EPOCHS_SMALL
     reducer = umap.UMAP(
         n_components=2,
         n_neighbors=n_neighbors,
@@ -176,8 +182,8 @@ def calc_umap_projection(
         metric="precomputed" if exact else "euclidean",
         random_state=seed,
         n_jobs=1,
-        n_epochs=UMAP_EPOCHS_LARGE if n_items >= UMAP_FEW_EPOCHS_FROM else UMAP_EPOCHS_SMALL,
-        tqdm_kwds=_tqdm_kwds_reporting_to(progress),
+        n_epochs=n_epochs,
+        tqdm_kwds=_tqdm_kwds_reporting_to(progress, n_epochs),
         precomputed_knn=(None, None, None) if knn is None else (knn.indices, knn.distances),
     )
     data = _euclidean_distance_matrix(embeddings) if exact else embeddings.astype(np.float32)
