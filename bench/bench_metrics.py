@@ -4,11 +4,22 @@ Every item is a query and a gallery item (1-vs-rest), 1,000 labels of 20 items; 
 update_data in batches of 1,000, compute_metrics) with cmc / precision / map at one k, pcf@0.5. Each measurement
 runs in its own process; times are the median of `--repeats` inside it, and ratios to the matmul (the product
 every exact search must do) are printed, of wall seconds and of CPU seconds (all threads; on a shared machine
-CPU time moves less with the other processes' load than wall time does). The issue's targets: <= 1.5x one matmul, <= 0.3x OML's time. OML 4.x
-is not measured: `pip install --no-deps open-metric-learning` imports omegaconf, gdown, bs4, validators and
-albumentations (OpenCV), so it does not install cleanly next to this project's pins.
+CPU time moves less with the other processes' load than wall time does). The issue's targets: <= 1.5x one matmul,
+<= 0.3x OML's time.
 
-    python bench/bench_metrics.py [--items 20000] [--repeats 3]
+OML 4.0 does not install next to this project's pins (it asks for numpy < 2 and imports albumentations and OpenCV
+for its transforms), so `--oml-python` names the interpreter of a separate virtual environment that sees this
+project's packages (torch, numpy) through a .pth file and holds OML and what its import needs, for example:
+
+    python -m venv /tmp/omlenv
+    echo "$PWD/.venv/lib/python3.11/site-packages" > /tmp/omlenv/lib/python3.11/site-packages/main.pth
+    /tmp/omlenv/bin/pip install --no-deps open-metric-learning==4.0.0 albumentations==1.3.1 \
+        opencv-python-headless scikit-image qudida lazy_loader imageio tifffile
+    /tmp/omlenv/bin/pip install omegaconf gdown beautifulsoup4 validators
+
+OML gets the same embeddings, its own `EmbeddingMetrics` with the same k and pcf, and the same seed loop.
+
+    python bench/bench_metrics.py [--items 20000] [--repeats 3] [--oml-python /tmp/omlenv/bin/python]
 """
 
 from __future__ import annotations
@@ -68,8 +79,46 @@ def time_embedding_metrics(n_items: int, k: int) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def run_fresh(what: str, n_items: int, repeats: int) -> tuple[float, float]:
-    command = [sys.executable, __file__, "--worker", what, "--items", str(n_items), "--repeats", str(repeats)]
+def time_oml_metrics(n_items: int, k: int) -> tuple[float, float]:
+    """OML 4.0's `EmbeddingMetrics` on the same inputs: its dataset only has to name labels and the split."""
+    import numpy as np
+    import torch
+    from oml.interfaces.datasets import IQueryGalleryLabeledDataset
+    from oml.metrics import EmbeddingMetrics as OmlEmbeddingMetrics
+
+    embeddings, labels = embeddings_and_labels(n_items)
+
+    class EveryItemQueryAndGallery(IQueryGalleryLabeledDataset):
+        extra_data: dict = {}
+
+        def __len__(self) -> int:
+            return n_items
+
+        def __getitem__(self, item: int) -> dict:
+            raise NotImplementedError("metrics read labels and ids only")
+
+        def get_labels(self) -> np.ndarray:
+            return labels.numpy()
+
+        def get_query_ids(self) -> torch.LongTensor:
+            return torch.arange(n_items)
+
+        def get_gallery_ids(self) -> torch.LongTensor:
+            return torch.arange(n_items)
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    calculator = OmlEmbeddingMetrics(
+        EveryItemQueryAndGallery(), cmc_top_k=(k,), precision_top_k=(k,), map_top_k=(k,), verbose=False
+    )
+    calculator.setup(num_samples=n_items)
+    for start in range(0, n_items, BATCH):
+        calculator.update(embeddings[start : start + BATCH], list(range(start, min(start + BATCH, n_items))))
+    calculator.compute_metrics()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def run_fresh(what: str, n_items: int, repeats: int, python: str = sys.executable) -> tuple[float, float]:
+    command = [python, __file__, "--worker", what, "--items", str(n_items), "--repeats", str(repeats)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
     output = subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
     result = json.loads(output.strip().splitlines()[-1])
@@ -80,10 +129,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--items", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--oml-python", help="interpreter of an environment with OML 4.0 (see the docstring)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        measure = time_matmul if args.worker == "matmul" else lambda n: time_embedding_metrics(n, int(args.worker))
+        what, _, k = args.worker.partition(":")
+        measure = {
+            "matmul": time_matmul,
+            "ours": lambda n: time_embedding_metrics(n, int(k)),
+            "oml": lambda n: time_oml_metrics(n, int(k)),
+        }[what]
         measure(min(args.items, 2000))  # warm-up: first-call costs (allocator, thread pool) are not the method's
         walls, cpus = zip(*(measure(args.items) for _ in range(args.repeats)), strict=True)
         print(json.dumps({"wall_s": statistics.median(walls), "cpu_s": statistics.median(cpus)}))
@@ -94,11 +149,15 @@ def main() -> None:
         f"(load {os.getloadavg()[0]:.1f})"
     )
     for k in TOP_K:
-        wall, cpu = run_fresh(str(k), args.items, args.repeats)
-        print(
+        wall, cpu = run_fresh(f"ours:{k}", args.items, args.repeats)
+        line = (
             f"EmbeddingMetrics k={k:>2}: {wall:6.2f} s wall = {wall / matmul_wall:.2f}x matmul, {cpu:6.2f} s CPU = "
-            f"{cpu / matmul_cpu:.2f}x matmul (load {os.getloadavg()[0]:.1f})"
+            f"{cpu / matmul_cpu:.2f}x matmul"
         )
+        if args.oml_python:
+            oml_wall, oml_cpu = run_fresh(f"oml:{k}", args.items, args.repeats, args.oml_python)
+            line += f"; OML 4.0 {oml_wall:6.2f} s wall: ours = {wall / oml_wall:.2f}x OML ({cpu / oml_cpu:.2f}x CPU)"
+        print(f"{line} (load {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":
