@@ -341,3 +341,19 @@ def test_load_extractor_lets_allow_refuse_the_spec_before_anything_is_built():
 def test_random_weights_of_a_preset_are_described_by_its_architecture():
     assert ModelChoice("efficientnet_lite0_imagenet", "random").describe() == "tf_efficientnet_lite0 (random weights)"
     assert ModelChoice("efficientnet_lite0_imagenet", "pretrained").describe().startswith("efficientnet_lite0_imagenet")
+
+
+def test_the_forward_takes_images_channels_last_with_the_default_layouts_features():
+    """The faster layout changes rounding only: the same features as the backbone on the caller's layout."""
+    extractor = ViTExtractor(None, arch="test_efficientnet").eval()
+    images = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    layouts = []
+    handle = extractor.model.register_forward_pre_hook(
+        lambda module, args: layouts.append(args[0].is_contiguous(memory_format=torch.channels_last))
+    )
+    with torch.inference_mode():
+        features = extractor(images)
+        handle.remove()
+        reference = extractor.model(images.contiguous())
+    assert layouts == [True] and images.is_contiguous()  # the caller's tensor is left as it was
+    torch.testing.assert_close(features, reference, rtol=1e-4, atol=1e-5)
