@@ -105,6 +105,19 @@ def test_pcf_hand_computed_two_dimensions():
     assert calc_pcf(x, (0.5, 0.8, 1.0)) == {0.5: 0.5, 0.8: 1.0, 1.0: 1.5}
 
 
+@pytest.mark.parametrize("n_items, dim", [(30, 12), (12, 30)])
+def test_pcf_matches_an_svd_of_the_centred_items_with_more_or_fewer_items_than_dimensions(n_items, dim):
+    # fewer items than dimensions takes the N x N Gram matrix, more takes the D x D scatter: both must give
+    # the squared singular values of the centred N x D matrix
+    x = torch.randn(n_items, dim, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    x[:, 0] *= 5  # a dominant direction, so several thresholds fall between components
+    squared = torch.linalg.svdvals(x - x.mean(0)) ** 2
+    cumulative = torch.cumsum(squared, 0) / squared.sum()
+    variances = (0.2, 0.5, 0.9, 0.99)
+    expected = {v: (1 + int((cumulative <= v).sum())) / dim for v in variances}
+    assert calc_pcf(x, variances) == expected
+
+
 def test_pcf_without_variance_counts_no_component_so_is_one_over_dim():
     # no variance: no cumulative ratio to count, n = 1 + 0 -> pcf = 1 / D = 1 / 4 for every v
     assert calc_pcf(torch.ones(3, 4), (0.5, 1.0)) == {0.5: 0.25, 1.0: 0.25}

@@ -121,8 +121,9 @@ def calc_fnmr_at_fmr(pos_dist: Any, neg_dist: Any, fmr_vals: Sequence[float]) ->
 def calc_pcf(embeddings: Tensor, pcf_variance: Sequence[float]) -> dict[float, float]:
     """pcf@v = n / D with n = 1 + #components whose cumulative explained-variance ratio is <= v (PCA, centred).
 
-    The component variances are the eigenvalues of the D x D scatter matrix (one N x D x D product, in float64
-    for exact ratios), not an SVD of the N x D matrix: the same values at a fraction of the cost for N >> D.
+    The component variances are the eigenvalues of the smaller of the D x D scatter matrix and the N x N Gram
+    matrix of the centred rows (they share their non-zero eigenvalues), in float64 for exact ratios, not an SVD of
+    the N x D matrix: the same values at a fraction of the cost whether N >> D or N << D.
     The eigenvalues come from numpy's LAPACK on one thread: multi-threaded `eigvalsh` of a 384 x 384 matrix (torch's
     MKL, or OpenBLAS) takes seconds instead of milliseconds when the cores are busy with other work.
     Without variance (fewer than two distinct items) no component counts, so n = 1 and pcf = 1 / D.
@@ -137,7 +138,8 @@ def calc_pcf(embeddings: Tensor, pcf_variance: Sequence[float]) -> dict[float, f
     centred = x - x.mean(0, keepdim=True)
     # descending like the singular values of the N x D matrix, and as many of them: min(N, D)
     with threadpool_limits(1, user_api="blas"):
-        eigenvalues = torch.from_numpy(np.linalg.eigvalsh((centred.T @ centred).numpy()))
+        smaller = centred.T @ centred if x.shape[0] >= dim else centred @ centred.T
+        eigenvalues = torch.from_numpy(np.linalg.eigvalsh(smaller.numpy()))
     variance = eigenvalues.flip(0).clamp(min=0)[: min(x.shape)]
     if float(variance.sum()) <= x.numel() * (NO_VARIANCE * float(x.abs().max())) ** 2:
         return {v: 1 / dim for v in pcf_variance}
