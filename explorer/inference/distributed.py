@@ -19,7 +19,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from explorer.data.images import BBox
-from explorer.inference.embed import ImagesDataset
+from explorer.inference.embed import FOLD_EXAMPLE_SIZE, ImagesDataset
+from explorer.inference.folding import fold_batch_norms
 from explorer.models.transforms import Transform
 
 GATHERED_FILE = "embeddings.pt"
@@ -44,10 +45,14 @@ class EmbeddingPredictor(pl.LightningModule):
     def __init__(self, extractor: nn.Module) -> None:
         super().__init__()
         self.extractor = extractor
+        self._forward: nn.Module | None = None  # the extractor with its BatchNorms folded, as in one process
 
     def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int, dataloader_idx: int = 0) -> Any:
         indices, images = batch
-        return indices.cpu(), self.extractor(images).float().cpu()
+        if self._forward is None:
+            with torch.inference_mode(False):
+                self._forward = fold_batch_norms(self.extractor.eval(), images[:FOLD_EXAMPLE_SIZE].clone())
+        return indices.cpu(), self._forward(images).float().cpu()
 
 
 class GatheredEmbeddingsWriter(BasePredictionWriter):

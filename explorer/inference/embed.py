@@ -11,8 +11,11 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from explorer.data.images import BBox, read_image
+from explorer.inference.folding import fold_batch_norms
 from explorer.models.transforms import ImageReader, Transform
 from explorer.progress import Progress
+
+FOLD_EXAMPLE_SIZE = 2  # images of the first batch that BatchNorm folding is traced and checked on
 
 
 class ImagesDataset(Dataset):
@@ -57,7 +60,8 @@ def inference_on_images(
 ) -> torch.Tensor:
     """Embeddings of `paths` in order, as a float32 CPU tensor [N, D].
 
-    The model runs in eval mode on its own device (its previous mode is restored); `progress(fraction, message)`
+    The model runs in eval mode on its own device (its previous mode is restored), with its BatchNorms folded into
+    the convolutions before them when there is more than one batch (`fold_batch_norms`); `progress(fraction, message)`
     is called after every batch, `verbose` shows a tqdm bar.
     """
     dataset = ImagesDataset(paths, transform, bboxes, image_reader)
@@ -74,13 +78,17 @@ def inference_on_images(
     model.eval()
     outputs: list[torch.Tensor] = []
     done = 0
+    forward: nn.Module | None = None
     try:
-        with torch.inference_mode():
-            for images in tqdm(loader, desc="Embedding images", disable=not verbose):
-                outputs.append(model(images.to(device, non_blocking=True)).float().cpu())
-                done += len(images)
-                if progress is not None:
-                    progress(done / len(dataset), f"Embedded {done}/{len(dataset)} images")
+        for images in tqdm(loader, desc="Embedding images", disable=not verbose):
+            images = images.to(device, non_blocking=True)
+            if forward is None:  # folding pays for itself over a few batches, not for one
+                forward = fold_batch_norms(model, images[:FOLD_EXAMPLE_SIZE]) if len(loader) > 1 else model
+            with torch.inference_mode():
+                outputs.append(forward(images).float().cpu())
+            done += len(images)
+            if progress is not None:
+                progress(done / len(dataset), f"Embedded {done}/{len(dataset)} images")
     finally:
         model.train(was_training)
     if not outputs:
