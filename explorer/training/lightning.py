@@ -19,22 +19,11 @@ from explorer.errors import InputError
 from explorer.metrics.embedding_metrics import EmbeddingMetrics
 from explorer.metrics.functional import flatten_metrics
 from explorer.training.loggers import log_figure
+from explorer.training.losses import check_finite_loss
 from explorer.training.recipe import AppliedRecipe, FineTuneRecipe
 
 WORST_QUERIES_TO_PLOT = 3
 INSTANCES_PER_PLOTTED_QUERY = 5
-
-
-class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN or infinite loss; the weights before that step are still the last good ones."""
-
-
-def check_finite_loss(loss: Tensor, where: str) -> None:
-    if not torch.isfinite(loss.detach()).all():
-        raise NonFiniteLossError(
-            f"The loss became {loss.item()} at {where}: training stopped before applying that step. Lower the "
-            "learning rate, use a margin, or check the data; the last saved checkpoint is still valid."
-        )
 
 
 class ExtractorModule(pl.LightningModule):

@@ -24,6 +24,18 @@ def euclidean_distance(x1: Tensor, x2: Tensor) -> Tensor:
     return torch.linalg.vector_norm(x1 - x2, dim=-1)
 
 
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss; the weights before that step are still the last good ones."""
+
+
+def check_finite_loss(loss: Tensor, where: str) -> None:
+    if not torch.isfinite(loss.detach()).all():
+        raise NonFiniteLossError(
+            f"The loss became {loss.item()} at {where}: training stopped before applying that step. Lower the "
+            "learning rate, use a margin, or check the data; the last saved checkpoint is still valid."
+        )
+
+
 class TripletLoss(nn.Module):
     """Mean over triplets of relu(margin + d(a,p) - d(a,n)); `margin=None` gives the soft-margin version.
 

@@ -31,8 +31,7 @@ from explorer.metrics.evaluation import EvaluationResult, evaluate_embeddings
 from explorer.metrics.functional import CMC, MAP
 from explorer.models.extractor import ViTExtractor
 from explorer.progress import Progress, report
-from explorer.training.lightning import NonFiniteLossError, check_finite_loss
-from explorer.training.losses import TRIPLET_LOG_KEYS, TripletLossWithMiner
+from explorer.training.losses import TRIPLET_LOG_KEYS, NonFiniteLossError, TripletLossWithMiner, check_finite_loss
 from explorer.training.miners import AllTripletsMiner, HardTripletsMiner, NHardTripletsMiner, TripletsMiner
 from explorer.training.recipe import OPTIMIZERS as OPTIMIZERS  # re-exported: the CLI's and the app's choices
 from explorer.training.recipe import FineTuneRecipe, fine_tuning
