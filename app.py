@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 SHARE_SERVER = ("api.gradio.app", 443)
+UMAP_PRECOMPUTE_DELAY_S = 5.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -102,9 +103,13 @@ def build_app(args: argparse.Namespace, progress: Callable[[float, str], None] =
 
 def _precompute_umap(demo) -> None:
     """Compute the default workspace's UMAP in the background (numba compiles on first use), so the first user
-    who picks UMAP gets it at once; PCA is already there."""
+    who picks UMAP gets it at once; PCA is already there. It starts `UMAP_PRECOMPUTE_DELAY_S` after the app is
+    ready, so that a page opened at once (the start-up page reloads into the app) loads without sharing the CPU
+    with the compilation."""
     workspace = demo.explorer_workspace
-    threading.Thread(target=workspace.projection_coords, args=("umap",), name="umap-precompute", daemon=True).start()
+    timer = threading.Timer(UMAP_PRECOMPUTE_DELAY_S, workspace.projection_coords, args=("umap",))
+    timer.name, timer.daemon = "umap-precompute", True
+    timer.start()
 
 
 def share_unavailable_reason(timeout_s: float = 3.0) -> str | None:

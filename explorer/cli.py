@@ -28,7 +28,7 @@ from explorer.data.loading import LoadedDataset, load_dataset
 from explorer.data.schema import DatasetValidationError, bbox_of_row, resolve_path
 from explorer.errors import InputError
 from explorer.inference.distributed import distributed_inference_on_images
-from explorer.inference.embed import inference_on_images
+from explorer.inference.embed import INFERENCE_BATCH_SIZE, inference_on_images
 from explorer.models.checkpoint import CHECKPOINT_SUFFIX
 from explorer.models.extractor import ViTExtractor
 from explorer.models.registry import OFFLINE_PRESET, PRESETS
@@ -110,7 +110,7 @@ def _add_model_arguments(parser: argparse.ArgumentParser, default_model: str | N
     parser.add_argument("--arch", default=None, help="architecture for random initialisation (instead of --model)")
     parser.add_argument("--normalise", action="store_true", help="L2-normalise embeddings")
     parser.add_argument("--image-size", type=_count(1), default=None, help="input size (default: the model's)")
-    parser.add_argument("--batch-size", type=_count(1), default=32, help="inference batch size")
+    parser.add_argument("--batch-size", type=_count(1), default=INFERENCE_BATCH_SIZE, help="inference batch size")
     parser.add_argument("--num-workers", type=_count(0), default=0, help="DataLoader worker processes")
 
 

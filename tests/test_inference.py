@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from PIL import Image
 
 from explorer.data import read_image
 from explorer.inference import EmbeddingsCache, inference_on_images
+from explorer.inference.embed import prefetching
 from explorer.models import ViTExtractor
 from explorer.models.transforms import ImageConfig, eval_transform
 
@@ -71,6 +73,55 @@ def test_inference_crops_to_bboxes(model, images):
 
 def test_inference_on_no_images_returns_an_empty_matrix(model):
     assert inference_on_images(model, [], eval_transform(CONFIG)).shape == (0, model.feat_dim)
+
+
+def test_prefetching_yields_every_item_in_order_from_another_thread():
+    producers = []
+
+    def items():
+        for i in range(7):
+            producers.append(threading.current_thread())
+            yield i
+
+    with prefetching(items(), depth=2) as ahead:
+        assert list(ahead) == list(range(7))
+    assert all(thread is not threading.current_thread() for thread in producers)
+
+
+def test_prefetching_raises_the_producers_error_after_the_items_before_it():
+    def items():
+        yield 1
+        raise OSError("cannot read img_3.png")
+
+    got = []
+    with pytest.raises(OSError, match="img_3.png"):
+        with prefetching(items()) as ahead:
+            got.extend(ahead)
+    assert got == [1]
+
+
+def test_leaving_prefetching_early_stops_its_thread():
+    produced = []
+
+    def endless():
+        while True:
+            produced.append(len(produced))
+            yield produced[-1]
+
+    with pytest.raises(RuntimeError, match="stop"):
+        with prefetching(endless(), depth=2) as ahead:
+            next(ahead)
+            raise RuntimeError("stop")
+    assert not any(thread.name == "prefetch" for thread in threading.enumerate())
+    assert len(produced) <= 4  # the item handed over, at most `depth` queued, one being handed over
+
+
+def test_inference_reports_an_unreadable_image_and_restores_the_mode(model, images):
+    images[5].write_bytes(b"not a png")
+    model.train()
+    with pytest.raises(Exception, match="img_5"):
+        inference_on_images(model, images, eval_transform(CONFIG), batch_size=4)
+    assert model.training
 
 
 def test_cache_computes_once_then_reads_back(model, images, tmp_path):

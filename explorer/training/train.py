@@ -26,7 +26,7 @@ from explorer.checks import check_choice, check_count, check_number
 from explorer.data.datasets import DatasetQueryGallery, DatasetWithLabels
 from explorer.data.images import typical_image_side
 from explorer.errors import InputError
-from explorer.inference.embed import inference_on_images
+from explorer.inference.embed import INFERENCE_BATCH_SIZE, inference_on_images
 from explorer.metrics.evaluation import EvaluationResult, evaluate_embeddings
 from explorer.metrics.functional import CMC, MAP
 from explorer.models.extractor import ViTExtractor
@@ -80,7 +80,7 @@ class TrainingSettings:
     image_size: int | None = None  # None: automatic, the model's own but no larger than the train images
     augment: bool = True
     num_workers: int = 0
-    eval_batch_size: int = 32
+    eval_batch_size: int = INFERENCE_BATCH_SIZE
     seed: int = 0
     select_by: str = VAL_CMC_1  # the validation metric (higher is better) that picks the epoch to keep
     keep: str = "best"  # one of KEEP_CHOICES: the best epoch by `select_by` (epoch 0 included), or the last one
@@ -210,7 +210,7 @@ def make_miner(settings: TrainingSettings) -> TripletsMiner:
 def evaluate_extractor(
     extractor: ViTExtractor,
     dataset: DatasetQueryGallery,
-    batch_size: int = 32,
+    batch_size: int = INFERENCE_BATCH_SIZE,
     num_workers: int = 0,
     progress: Progress | None = None,
 ) -> EvaluationResult:

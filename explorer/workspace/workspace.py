@@ -30,6 +30,7 @@ from explorer.data.loading import BUILTIN_DATASETS, LoadedDataset, load_dataset
 from explorer.data.precomputed import load_embeddings
 from explorer.errors import InputError
 from explorer.inference import EmbeddingsCache
+from explorer.inference.embed import INFERENCE_BATCH_SIZE
 from explorer.metrics.evaluation import EvaluationResult, evaluate_embeddings
 from explorer.metrics.functional import flatten_metrics
 from explorer.progress import Progress, report, scaled
@@ -92,7 +93,6 @@ from explorer.workspace.uploads import dataset_source_in, unpack_upload
 
 APP_CACHE_ROOT = C.CACHE_ROOT / "app"
 DEFAULT_DATA = C.DEFAULT_DATA
-EMBED_BATCH_SIZE = 32
 LOCAL = ServingPolicy()
 FMR_VALUES = (0.001, 0.01, 0.1)  # fnmr@fmr shown in the Metrics tab
 # fnmr@fmr needs the distance of every query-gallery pair (three streamed passes over them, every matching distance
@@ -430,7 +430,7 @@ class Workspace:
                     self.items.paths,
                     self.extractor.transform,
                     self.items.bboxes,
-                    batch_size=EMBED_BATCH_SIZE,
+                    batch_size=INFERENCE_BATCH_SIZE,
                     progress=progress,
                 )
                 .numpy()
