@@ -17,6 +17,7 @@ Run: nice .venv/bin/python bench/bench_training.py [--parts scratch inference bi
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 import tempfile
@@ -28,12 +29,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
 from explorer import const as C  # noqa: E402
 from explorer.data import generate_shapes_dataset, load_dataset, read_image  # noqa: E402
 from explorer.inference import inference_on_images  # noqa: E402
 from explorer.inference.embed import INFERENCE_BATCH_SIZE  # noqa: E402
 from explorer.inference.folding import fold_batch_norms  # noqa: E402
+from explorer.inference.same_padding import EdgePaddedConv2d  # noqa: E402
 from explorer.models import OFFLINE_PRESET, ViTExtractor  # noqa: E402
 from explorer.training import TrainingSettings, train_extractor  # noqa: E402
 from explorer.training.train import VAL_CMC_1, VAL_MAP_5  # noqa: E402
@@ -60,6 +63,16 @@ def bench_scratch(root: Path, epochs: int) -> None:
     )
 
 
+def with_padded_copies(model: nn.Module) -> nn.Module:
+    """A copy of `model` whose `EdgePaddedConv2d`s are timm's `Conv2dSame` again (pad the input, then convolve)."""
+    model = copy.deepcopy(model)
+    for parent in list(model.modules()):
+        for name, child in parent.named_children():
+            if isinstance(child, EdgePaddedConv2d):
+                setattr(parent, name, child.conv)
+    return model
+
+
 def bench_inference(root: Path, batch_size: int = INFERENCE_BATCH_SIZE) -> None:
     generate_shapes_dataset(root, image_size=96)
     df = load_dataset(str(root / "df.csv")).df
@@ -72,7 +85,13 @@ def bench_inference(root: Path, batch_size: int = INFERENCE_BATCH_SIZE) -> None:
         f"{torch.get_num_threads()} torch threads"
     )
     rates = {}
-    for name, model in (("as loaded", extractor), ("BatchNorms folded", fold_batch_norms(extractor, ready[:2]))):
+    folded = fold_batch_norms(extractor, ready[:2])  # what inference_on_images runs: also without padded copies
+    variants = {
+        "as loaded": extractor,
+        "BatchNorms folded, padded copies kept": with_padded_copies(folded),
+        "BatchNorms folded": folded,
+    }
+    for name, model in variants.items():
         with torch.inference_mode():
             model(ready[:batch_size])  # warm-up
             started = time.perf_counter()

@@ -14,11 +14,14 @@ import torch
 from timm.layers import BatchNormAct2d
 from torch import Tensor, nn
 
+from explorer.inference.same_padding import without_padded_copies
+
 AGREEMENT_TOLERANCE = 1e-4  # largest difference of the folded copy's features, relative to their largest value
 
 
 def fold_batch_norms(model: nn.Module, example: Tensor) -> nn.Module:
-    """An eval-mode copy of `model` whose BatchNorms that only normalise a convolution's output are folded into it.
+    """An eval-mode copy of `model` whose BatchNorms that only normalise a convolution's output are folded into it,
+    and whose TensorFlow-style "same" convolutions skip their padded input copy (`without_padded_copies`).
 
     Which BatchNorm follows which convolution is read from one forward of `example` (a batch like the real ones),
     not from module names, so any architecture works. The copy is returned only if its features on `example`
@@ -35,6 +38,7 @@ def fold_batch_norms(model: nn.Module, example: Tensor) -> nn.Module:
     for conv_name, norm_name in pairs:
         _fold_into(modules[conv_name], modules[norm_name])
         _replace(folded, norm_name, _what_remains_of(modules[norm_name]))
+    without_padded_copies(folded)
     with torch.no_grad():
         expected, got = model(example), folded(example)
     scale = float(expected.abs().max()) or 1.0
