@@ -7,11 +7,13 @@ and prints the per-epoch table the training curves show (validation at the train
 the cmc@1 / map@5 the Metrics tab shows before and after (at the extractor's input size).
 
 Run: nice .venv/bin/python bench/bench_train_tab.py [--data ../shared/data/birds50] [--epochs 1 3 10 30] [--runs 1]
+     [--set lr=1e-4 n_labels=8]  (other settings than the tab's, to compare recipes on the same path)
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import sys
 import tempfile
@@ -26,6 +28,7 @@ from explorer.training.train import (  # noqa: E402
     VAL_CMC_1,
     VAL_MAP_5,
     EpochRecord,  # noqa: E402
+    TrainingSettings,
 )
 from explorer.workspace.inputs import TRAIN_DEFAULTS  # noqa: E402
 from explorer.workspace.workspace import Workspace  # noqa: E402
@@ -36,11 +39,11 @@ def print_live(record: EpochRecord) -> None:
     print(f"  epoch {record.epoch}: cmc@1 {record.val_cmc_1:.3f}, {record.seconds:.0f} s", flush=True)
 
 
-def train_tab_run(cache_dir: Path, data: str | None, epochs: int) -> None:
+def train_tab_run(cache_dir: Path, data: str | None, epochs: int, overrides: dict[str, object]) -> None:
     workspace = Workspace.build(data, cache_dir=cache_dir) if data else Workspace.build(cache_dir=cache_dir)
     before = workspace.evaluation().metrics_flat
     size_before = workspace.extractor.model.image_config.input_size
-    settings = replace(TRAIN_DEFAULTS, epochs=epochs)
+    settings = replace(TRAIN_DEFAULTS, epochs=epochs, **overrides)
     started = time.perf_counter()
     result = workspace.train(settings, on_epoch=print_live)
     seconds = time.perf_counter() - started
@@ -50,8 +53,8 @@ def train_tab_run(cache_dir: Path, data: str | None, epochs: int) -> None:
     print(f"\n## Train tab defaults, {epochs} epoch(s), on {workspace.describe()}")
     print(
         f"used: {used.image_size} px, {used.n_labels} x {used.n_instances}, lr {used.lr:g}, margin {used.margin}"
-        f"{' (relative)' if used.relative_margin else ''}, "
-        f"miner {used.miner}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+        f"{' (relative)' if used.relative_margin else ''}, miner {used.miner}; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
     frame = result.history_frame()
     frame["elapsed"] = frame["seconds"].cumsum()  # epoch 0: the validation before training; then train + validate
@@ -67,16 +70,26 @@ def train_tab_run(cache_dir: Path, data: str | None, epochs: int) -> None:
     )
 
 
+def _override(text: str) -> tuple[str, object]:
+    """`name=value` of a TrainingSettings field, the value as a Python literal (`lr=1e-4`, `miner='hard'`)."""
+    name, _, value = text.partition("=")
+    if name not in TrainingSettings.__dataclass_fields__:
+        raise SystemExit(f"--set: {name!r} is not a TrainingSettings field")
+    return name, ast.literal_eval(value)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--data", help="a data source as the app takes it (default: the app's default data)")
     parser.add_argument("--epochs", type=int, nargs="+", default=[TRAIN_DEFAULTS.epochs], help="one run per count")
     parser.add_argument("--runs", type=int, default=1, help="repeat each run to see how much the figures vary")
+    parser.add_argument("--set", nargs="*", default=[], help="other settings than the tab's, e.g. lr=1e-4")
     args = parser.parse_args()
+    overrides = dict(_override(text) for text in args.set)
     for epochs in args.epochs:
         for _ in range(args.runs):
             with tempfile.TemporaryDirectory() as folder:
-                train_tab_run(Path(folder), args.data, epochs)
+                train_tab_run(Path(folder), args.data, epochs, overrides)
 
 
 if __name__ == "__main__":
