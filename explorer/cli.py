@@ -109,7 +109,12 @@ def _add_model_arguments(parser: argparse.ArgumentParser, default_model: str | N
     )
     parser.add_argument("--arch", default=None, help="architecture for random initialisation (instead of --model)")
     parser.add_argument("--normalise", action="store_true", help="L2-normalise embeddings")
-    parser.add_argument("--image-size", type=_count(1), default=None, help="input size (default: the model's)")
+    parser.add_argument(
+        "--image-size",
+        type=_count(1),
+        default=None,
+        help="input size (default: the model's; train: automatic, at most the images' side, at least half the model's)",
+    )
     parser.add_argument("--batch-size", type=_count(1), default=INFERENCE_BATCH_SIZE, help="inference batch size")
     parser.add_argument("--num-workers", type=_count(0), default=0, help="DataLoader worker processes")
 

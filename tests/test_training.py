@@ -522,20 +522,32 @@ def test_automatic_size_and_n_labels_fit_the_data_and_are_what_the_checkpoint_st
     result = train_extractor(
         extractor, train_df, val_df, dataset_root=root, settings=settings, checkpoint_path=tmp_path / "m.safetensors"
     )
-    assert result.settings.image_size == 32  # the images' side: no upsampling
+    assert result.settings.image_size == 80  # the 32 px images upsampled to half the model's own 160 px
     assert result.settings.n_labels == 8  # every train label in one batch, not a crash
     assert result.epochs_done == 1
     stored = ViTExtractor(result.checkpoint_path).checkpoint_metadata.training
-    assert stored["n_labels"] == 8 and stored["image_size"] == 32 and stored["layer_decay"] == settings.layer_decay
+    assert stored["n_labels"] == 8 and stored["image_size"] == 80 and stored["layer_decay"] == settings.layer_decay
 
 
-def test_automatic_image_size_is_the_models_own_at_most_the_images_side(tmp_path):
+def _images(folder, sizes) -> list[str]:
     from PIL import Image
 
     paths = []
-    for index, size in enumerate([(300, 500), (280, 260), (400, 400)]):
-        paths.append(str(tmp_path / f"{index}.png"))
+    for index, size in enumerate(sizes):
+        paths.append(str(folder / f"{index}.png"))
         Image.new("RGB", size).save(paths[-1])
-    assert train_module.automatic_image_size(224, paths) == 224  # photos feed the model's own size
-    assert train_module.automatic_image_size(384, paths) == 320  # median side 300, rounded up to 32
+    return paths
+
+
+def test_automatic_image_size_is_the_models_own_at_most_the_images_side_at_least_half_the_models(tmp_path):
+    photos = _images(tmp_path, [(300, 500), (280, 260), (400, 400)])
+    assert train_module.automatic_image_size(224, photos) == 224  # photos feed the model's own size
+    assert train_module.automatic_image_size(384, photos) == 320  # median side 300, rounded up to 32
     assert train_module.automatic_image_size(224, []) == 224  # nothing to read: the model's own
+    (tmp_path / "small").mkdir()
+    small = _images(tmp_path / "small", [(150, 150), (130, 160), (140, 150)])  # median 140, rounded up to 160
+    assert train_module.automatic_image_size(224, small) == 160
+    (tmp_path / "tiny").mkdir()
+    tiny = _images(tmp_path / "tiny", [(8, 8)] * 3)  # digits-like: upsampled to half the model's size
+    assert train_module.automatic_image_size(224, tiny) == 112
+    assert train_module.automatic_image_size(48, tiny) == 32  # never below the smallest training size

@@ -25,9 +25,10 @@ MAX_INSTANCES = 30
 
 # What the Train tab (and `/train`) starts with: `TrainingSettings`' defaults (the CLI's too) for 30 epochs, i.e. the
 # fine-tuning recipe on batches of 6 labels x 4 images, AdamW lr 3e-4 for the last stage, margin 0.2 of the
-# triplets' mean distance, at the automatic image size (the model's own, no larger than the data's images: the 96 px
-# shapes train at 96 px). Chosen for pretrained backbones on data far from (shapes) or close to (birds photos) their
-# pretraining; the kept epoch never loses to the extractor in use (bench/bench_train_tab.py, bench_training.py).
+# triplets' mean distance, at the automatic image size (the model's own, no larger than the data's images but at least
+# half the model's: the 96 px shapes train at 112 px, 8 px digits too). Chosen for pretrained backbones on data far
+# from (shapes) or close to (birds photos) their pretraining; the kept epoch never loses to the extractor in use
+# (bench/bench_train_tab.py, bench_training.py).
 TRAIN_DEFAULTS = TrainingSettings(epochs=30)
 
 

@@ -70,7 +70,7 @@ def _settings_rows() -> tuple[dict[str, gr.components.Component], dict[str, gr.c
         settings["n_instances"] = gr.Number(TRAIN_DEFAULTS.n_instances, label="n_instances", precision=0, minimum=2)
         settings["image_size"] = gr.Number(
             TRAIN_DEFAULTS.image_size,
-            label="image size (empty or 0: automatic, the model's own but at most the data's image side)",
+            label="image size (empty or 0: automatic: the model's own, at most the images' side, at least half the model's)",
             precision=0,
             minimum=0,
             maximum=IMAGE_SIZE_RANGE[1],
