@@ -28,6 +28,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
@@ -73,7 +74,16 @@ def with_padded_copies(model: nn.Module) -> nn.Module:
     return model
 
 
-def bench_inference(root: Path, batch_size: int = INFERENCE_BATCH_SIZE) -> None:
+def _images_per_second(model: nn.Module, ready: torch.Tensor, batch_size: int) -> float:
+    with torch.inference_mode():
+        model(ready[:batch_size])  # warm-up
+        started = time.perf_counter()
+        for start in range(0, len(ready), batch_size):
+            model(ready[start : start + batch_size])
+        return len(ready) / (time.perf_counter() - started)
+
+
+def bench_inference(root: Path, batch_size: int = INFERENCE_BATCH_SIZE, rounds: int = 4) -> None:
     generate_shapes_dataset(root, image_size=96)
     df = load_dataset(str(root / "df.csv")).df
     paths = [str(root / p) for p in df[C.PATHS_COLUMN]]
@@ -84,21 +94,21 @@ def bench_inference(root: Path, batch_size: int = INFERENCE_BATCH_SIZE) -> None:
         f"\n## Inference: {OFFLINE_PRESET}, {len(paths)} images, 224 px, batch {batch_size}, "
         f"{torch.get_num_threads()} torch threads"
     )
-    rates = {}
     folded = fold_batch_norms(extractor, ready[:2])  # what inference_on_images runs: also without padded copies
     variants = {
         "as loaded": extractor,
         "BatchNorms folded, padded copies kept": with_padded_copies(folded),
         "BatchNorms folded": folded,
     }
-    for name, model in variants.items():
-        with torch.inference_mode():
-            model(ready[:batch_size])  # warm-up
-            started = time.perf_counter()
-            for start in range(0, len(ready), batch_size):
-                model(ready[start : start + batch_size])
-            rates[name] = len(ready) / (time.perf_counter() - started)
-        print(f"bare forward on ready tensors, {name}: {rates[name]:.1f} images/s")
+    runs: dict[str, list[float]] = {name: [] for name in variants}
+    for round_ in range(rounds):  # the variants alternate, in turned order each round: a drifting machine hits all
+        order = list(variants) if round_ % 2 == 0 else list(reversed(variants))
+        for name in order:
+            runs[name].append(_images_per_second(variants[name], ready, batch_size))
+    rates = {name: float(np.median(values)) for name, values in runs.items()}
+    for name, rate in rates.items():
+        shown = ", ".join(f"{value:.1f}" for value in runs[name])
+        print(f"bare forward on ready tensors, {name}: {rate:.1f} images/s (median of {shown})")
     for workers in (0, 2):
         started = time.perf_counter()
         inference_on_images(extractor, paths, transform, num_workers=workers, batch_size=batch_size)
