@@ -32,7 +32,7 @@ class EdgePaddedConv2d(nn.Module):
         super().__init__()
         self.conv = conv
 
-    def _convolve(self, x: Tensor, padding: tuple[int, int] | str = (0, 0)) -> Tensor:
+    def _convolve(self, x: Tensor, padding: tuple[int, int] = (0, 0)) -> Tensor:
         conv = self.conv
         return F.conv2d(x, conv.weight, conv.bias, conv.stride, padding, conv.dilation, conv.groups)
 
