@@ -234,8 +234,8 @@ def automatic_image_size(model_size: int, paths: list[str]) -> int:
     Why: a pretrained model is at its best at its own size, which real photos (larger than it) can feed. Smaller
     images would only be upsampled to it, which costs compute (224 px: 5x the pixels of 96) and adds no detail, so
     they train at their own side, down to half the model's size: below that the pretrained features fall apart
-    (scikit-learn's 8 px digits, offline preset: validation cmc@1 0.626 at 32 px, 0.814 at 64, 0.856 at 112, 0.852
-    at its own 224), and training there could never beat the model in use."""
+    (scikit-learn's 8 px digits, offline preset, bench/bench_image_sizes.py: validation cmc@1 0.626 at 32 px, 0.814
+    at 64, 0.856 at 112, 0.852 at its own 224), and training there could never beat the model in use."""
     side = typical_image_side(paths)
     if side is None:
         return model_size
