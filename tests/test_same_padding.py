@@ -45,6 +45,23 @@ def test_edge_padded_convolution_equals_timms_same_convolution(kernel, stride, d
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_an_odd_padding_at_the_end_never_pads_the_whole_input(monkeypatch):
+    conv = Conv2dSame(8, 8, 3, stride=2, groups=8).eval()  # EfficientNet-Lite's strided depthwise convolution
+    x = torch.randn(2, 8, 112, 112)
+    with torch.no_grad():
+        expected = conv(x)
+    padded_sizes = []
+    real_pad = torch.nn.functional.pad
+    monkeypatch.setattr(
+        torch.nn.functional, "pad", lambda t, *a, **k: padded_sizes.append(t.shape) or real_pad(t, *a, **k)
+    )
+    monkeypatch.setattr(conv, "forward", lambda _: pytest.fail("fell back to the padded convolution"))
+    with torch.no_grad():
+        got = EdgePaddedConv2d(conv)(x)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert padded_sizes and all(min(size[-2:]) <= 3 for size in padded_sizes)  # only the last rows / columns
+
+
 def test_the_inference_copy_of_a_tensorflow_port_has_no_padded_copies_and_the_same_features():
     torch.manual_seed(0)
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=0).eval()

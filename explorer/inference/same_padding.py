@@ -15,13 +15,13 @@ import math
 import torch
 import torch.nn.functional as F
 from timm.layers import Conv2dSame
+from timm.layers.padding import get_same_padding
 from torch import Tensor, nn
 
 
 def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
-    """(before, after) padding of one spatial side under TensorFlow's "same" rule (the extra one goes after)."""
-    reach = (kernel - 1) * dilation + 1
-    total = max((math.ceil(size / stride) - 1) * stride + reach - size, 0)
+    """(before, after) padding of one spatial side as timm's `Conv2dSame` pads it (the odd one goes after)."""
+    total = get_same_padding(size, kernel, stride, dilation)
     return total // 2, total - total // 2
 
 
