@@ -31,6 +31,7 @@ from explorer.inference.distributed import distributed_inference_on_images
 from explorer.inference.embed import INFERENCE_BATCH_SIZE, inference_on_images
 from explorer.models.checkpoint import CHECKPOINT_SUFFIX
 from explorer.models.extractor import ViTExtractor
+from explorer.models.pooling import POOLING_CHOICES
 from explorer.models.registry import OFFLINE_PRESET, PRESETS
 from explorer.progress import Progress
 from explorer.training.train import (
@@ -162,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for name, help_text in RECIPE_FLAGS.items():
         train.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name), help=help_text)
+    train.add_argument(
+        "--pooling",
+        choices=POOLING_CHOICES,
+        default=defaults.pooling,
+        help="with --fine-tune: 'gem' replaces a convnet's average pooling by GeM (p=3), 'keep' leaves it",
+    )
 
     evaluate = commands.add_parser("evaluate", help="print the validation metrics of a model")
     _add_data_arguments(evaluate)
@@ -265,6 +272,7 @@ def run_train(args: argparse.Namespace) -> None:
         keep=args.keep,
         fine_tune=FINE_TUNE_CHOICES[args.fine_tune],
         **{name: getattr(args, name) for name in RECIPE_FLAGS},
+        pooling=args.pooling,
     )
     data = _load_data(args)
     if data.train_df.empty:

@@ -83,6 +83,19 @@ def test_train_fine_tune_flag_reaches_the_settings_in_the_checkpoint(csv_path, t
     assert read_checkpoint_metadata(out).training["fine_tune"] is stored
 
 
+@pytest.mark.parametrize(("flag", "pooling"), [("gem", "gem"), ("keep", None)])
+def test_train_pooling_flag_decides_the_checkpoints_pooling(csv_path, tmp_path, capsys, flag, pooling):
+    out = tmp_path / "model.safetensors"
+    argv = ["train", "--data", str(csv_path), *TINY, "--out", str(out), "--epochs", "1", "--n-labels", "2"]
+    assert main([*argv, "--n-instances", "2", "--fine-tune", "on", "--keep", "last", "--pooling", flag]) == 0
+    metadata = read_checkpoint_metadata(out)
+    assert metadata.training["pooling"] == flag and metadata.pooling == pooling
+    capsys.readouterr()
+    assert main([*argv, "--pooling", "max"]) != 0
+    error = capsys.readouterr().err.strip()
+    assert "--pooling: invalid choice: 'max'" in error and len(error.splitlines()) == 1
+
+
 def test_train_recipe_flags_reach_the_settings_and_bad_ones_are_named(csv_path, tmp_path, capsys):
     out = tmp_path / "model.safetensors"
     argv = ["train", "--data", str(csv_path), *TINY, "--out", str(out), "--epochs", "1", "--n-instances", "2"]

@@ -18,6 +18,7 @@ from explorer.data import generate_shapes_dataset
 from explorer.data.datasets import DatasetQueryGallery
 from explorer.errors import InputError
 from explorer.models import ViTExtractor
+from explorer.models.pooling import pooling_of
 from explorer.training import (
     AllTripletsMiner,
     BalanceSampler,
@@ -333,15 +334,18 @@ def _scripted_validation(monkeypatch, cmc_at_1: list[float]) -> None:
     monkeypatch.setattr(train_module, "evaluate_extractor", evaluate)
 
 
+@pytest.mark.parametrize("fine_tune", [False, True])  # True: the recipe switches the pooling to GeM
 @pytest.mark.parametrize(("keep", "kept_epoch"), [("best", 1), ("last", 3)])
 def test_the_run_ends_on_the_kept_epoch_and_its_checkpoint_holds_those_weights(
-    small_shapes, tmp_path, monkeypatch, keep, kept_epoch
+    small_shapes, tmp_path, monkeypatch, keep, kept_epoch, fine_tune
 ):
     root, train_df, val_df = small_shapes
     _scripted_validation(monkeypatch, [0.2, 0.5, 0.3, 0.4])  # epoch 1 is the best, epoch 3 the last
     extractor = ViTExtractor(None, arch="test_efficientnet")
     weights_after = {}
-    settings = TrainingSettings(epochs=3, lr=1e-2, image_size=32, n_labels=4, n_instances=3, keep=keep)
+    settings = TrainingSettings(
+        epochs=3, lr=1e-2, image_size=32, n_labels=4, n_instances=3, keep=keep, fine_tune=fine_tune
+    )
     result = train_extractor(
         extractor,
         train_df,
@@ -357,18 +361,26 @@ def test_the_run_ends_on_the_kept_epoch_and_its_checkpoint_holds_those_weights(
     saved = ViTExtractor(result.checkpoint_path)
     _assert_same_weights(_weights(saved), weights_after[kept_epoch])
     assert saved.checkpoint_metadata.training["epoch_in_use"] == kept_epoch
+    assert pooling_of(extractor.model) == pooling_of(saved.model) == ("gem" if fine_tune else None)
+    images = torch.rand(2, 3, 32, 32)
+    torch.testing.assert_close(saved.eval()(images), extractor.eval()(images), rtol=0, atol=0)
     summary = "best OVERALL/cmc/1 = 0.5000" if keep == "best" else "the last; OVERALL/cmc/1 = 0.4000"
     assert result.kept_summary() == f"using epoch {kept_epoch} of 3 ({summary})"
 
 
-def test_when_no_epoch_beats_the_start_the_weights_before_training_are_kept(small_shapes, monkeypatch):
+@pytest.mark.parametrize("fine_tune", [False, True])
+def test_when_no_epoch_beats_the_start_the_weights_before_training_are_kept(small_shapes, monkeypatch, fine_tune):
     root, train_df, val_df = small_shapes
     _scripted_validation(monkeypatch, [0.5, 0.5, 0.1])  # a tie is not better: epoch 0 stays
-    extractor = ViTExtractor(None, arch="test_efficientnet")
-    before = _weights(extractor)
-    result = train_extractor(extractor, train_df, val_df, dataset_root=root, settings=replace(QUICK, lr=1e-2))
+    extractor = ViTExtractor(None, arch="test_efficientnet").eval()
+    before, images = _weights(extractor), torch.rand(2, 3, 32, 32)
+    features_before = extractor(images)
+    settings = replace(QUICK, lr=1e-2, fine_tune=fine_tune)
+    result = train_extractor(extractor, train_df, val_df, dataset_root=root, settings=settings)
     assert result.kept_epoch == 0 and "the weights before training" in result.kept_summary()
-    _assert_same_weights(_weights(extractor), before)
+    _assert_same_weights(_weights(extractor), before)  # no GeM exponent either: the average pooling is back
+    assert pooling_of(extractor.model) is None
+    torch.testing.assert_close(extractor(images), features_before, rtol=0, atol=0)
 
 
 def test_select_by_must_name_a_validation_metric(small_shapes):

@@ -1,6 +1,6 @@
 """Extractor checkpoints: one safetensors file whose header carries everything needed to use the model again.
 
-The header holds the architecture, preset, feature size, normalisation, image config (so transforms are restored),
+The header holds the architecture, preset, feature size, normalisation, pooling, image config (so transforms are restored),
 training settings and metrics at save time. Files are written to a temporary name and renamed, so a crash or a
 full disk never leaves a half-written checkpoint under the real name.
 """
@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from explorer.errors import InputError
 
 FORMAT_NAME = "metric-learning-explorer/extractor"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: `pooling` (GeM after fine-tuning); version 1 files read as before
 CHECKPOINT_SUFFIX = ".safetensors"
 WEIGHT_FILE_SUFFIXES = (CHECKPOINT_SUFFIX, ".ckpt", ".pth", ".pt", ".bin")
 _FORMAT_KEY, _VERSION_KEY, _METADATA_KEY = "format", "format_version", "metadata"
@@ -40,6 +40,7 @@ class CheckpointMetadata:
     normalise_features: bool
     image_config: dict[str, Any]  # ImageConfig.to_dict()
     preset: str | None = None  # the preset the weights started from, if any
+    pooling: str | None = None  # "gem" when fine-tuning switched the backbone to GeM pooling, else its own
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     checkpoint_id: str = field(default_factory=lambda: uuid.uuid4().hex)

@@ -23,6 +23,7 @@ from explorer.models.checkpoint import (
 )
 from explorer.models.hub import load_hub_backbone
 from explorer.models.lite0 import load_lite0_backbone
+from explorer.models.pooling import pooling_of, set_pooling
 from explorer.models.registry import PRESETS, create_backbone
 from explorer.models.spec import ModelSpec, parse_model_name, parse_model_spec
 from explorer.models.transforms import Transform, eval_transform, image_config_of, train_transform
@@ -104,6 +105,7 @@ class ViTExtractor(nn.Module):
             normalise_features=self.normalise_features,
             image_config=self.image_config.to_dict(),
             preset=self.preset,
+            pooling=pooling_of(self.model),
             training=dict(training or {}),
             metrics=dict(metrics or {}),
         )
@@ -122,8 +124,9 @@ def _backbone(spec: ModelSpec) -> nn.Module:
     if spec.kind == "checkpoint":
         model = create_backbone(spec.timm_arch)
         try:
+            set_pooling(model, spec.checkpoint_metadata.pooling)
             model.load_state_dict(load_checkpoint_weights(spec.checkpoint))
-        except RuntimeError as error:
+        except (RuntimeError, ValueError) as error:
             raise CheckpointError(f"Weights in {spec.checkpoint} do not fit {spec.timm_arch}: {error}") from error
         return model
     if spec.kind == "preset" and PRESETS[spec.pretrained_name].source == "package":

@@ -29,6 +29,7 @@ from torch.utils.hooks import RemovableHandle
 
 from explorer.checks import check_choice, check_number
 from explorer.errors import InputError
+from explorer.models.pooling import POOLING_CHOICES, use_gem_pooling
 
 BATCHNORM_TYPES = (nn.modules.batchnorm._BatchNorm,)
 STAGE_CONTAINER_NAMES = ("blocks", "layers", "stages", "features")  # timm's names for the sequence of stages
@@ -216,8 +217,10 @@ class FineTuneRecipe:
 
     `fine_tune` None: on for pretrained weights or a checkpoint, off for a random init (which has no knowledge to
     keep). On: BatchNorm statistics frozen, the first stages holding `frozen_fraction` of the parameters frozen,
-    each earlier stage's learning rate `layer_decay` times the next one's. Always: `warmup_fraction` of the steps
-    of linear warm-up, then a cosine down to `final_lr_fraction` of `lr` at the last step.
+    each earlier stage's learning rate `layer_decay` times the next one's, and with `pooling="gem"` a convnet's global
+    average pooling replaced by GeM (p = 3; `explorer.models.pooling`), which stays with the trained weights.
+    Always: `warmup_fraction` of the steps of linear warm-up, then a cosine down to `final_lr_fraction` of `lr` at
+    the last step.
     """
 
     lr: float = 3e-4  # of the last stage
@@ -228,6 +231,7 @@ class FineTuneRecipe:
     layer_decay: float = 0.7
     warmup_fraction: float = 0.1
     final_lr_fraction: float = 0.1
+    pooling: str = "gem"  # one of POOLING_CHOICES: "gem", or "keep" the backbone's own pooling
 
     def __post_init__(self) -> None:
         self.lr = check_number("learning rate (lr)", self.lr, 0.0, strictly_above=True)
@@ -239,6 +243,7 @@ class FineTuneRecipe:
         self.layer_decay = _check_fraction("layer_decay", self.layer_decay, lower_open=True)
         self.warmup_fraction = _check_fraction("warmup_fraction", self.warmup_fraction)
         self.final_lr_fraction = _check_fraction("final_lr_fraction", self.final_lr_fraction)
+        self.pooling = check_choice("pooling", self.pooling, POOLING_CHOICES)
 
     def fine_tunes(self, model: nn.Module) -> bool:
         """Whether the freezing and per-stage learning rates apply to `model` (`fine_tune` None: pretrained)."""
@@ -248,13 +253,16 @@ class FineTuneRecipe:
 class AppliedRecipe:
     """`recipe` in force on `model` for a run of `total_steps` optimizer steps: its optimizer and per-step scheduler
     (call `scheduler.step()` after every `optimizer.step()`); `undo()` gives back ordinary BatchNorm behaviour and
-    the parameters' own `requires_grad`, so the model in use afterwards behaves like any other."""
+    the parameters' own `requires_grad`, so the model in use afterwards behaves like any other. A switch to GeM
+    pooling is not undone: the trained weights were learned with it (checkpoints record it)."""
 
     def __init__(self, model: nn.Module, recipe: FineTuneRecipe, total_steps: int) -> None:
         self.model = model
         self._requires_grad = [p.requires_grad for p in model.parameters()]
         self._hook: RemovableHandle | None = None
         if recipe.fine_tunes(model):
+            if recipe.pooling == "gem":
+                use_gem_pooling(backbone_of(model))
             self._hook = freeze_batchnorm(model)
             freeze_early_stages(model, stages_to_freeze(model, recipe.frozen_fraction))
             groups = parameter_groups(model, recipe.lr, recipe.layer_decay, recipe.weight_decay)

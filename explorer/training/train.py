@@ -30,6 +30,7 @@ from explorer.inference.embed import INFERENCE_BATCH_SIZE, inference_on_images
 from explorer.metrics.evaluation import EvaluationResult, evaluate_embeddings
 from explorer.metrics.functional import CMC, MAP
 from explorer.models.extractor import ViTExtractor
+from explorer.models.pooling import pooling_of, set_pooling
 from explorer.progress import Progress, report
 from explorer.training.losses import TRIPLET_LOG_KEYS, NonFiniteLossError, TripletLossWithMiner, check_finite_loss
 from explorer.training.miners import AllTripletsMiner, HardTripletsMiner, NHardTripletsMiner, TripletsMiner
@@ -92,6 +93,7 @@ class TrainingSettings:
     layer_decay: float = _RECIPE.layer_decay
     warmup_fraction: float = _RECIPE.warmup_fraction  # of all steps: the lr rises linearly, then a cosine ...
     final_lr_fraction: float = _RECIPE.final_lr_fraction  # ... down to this fraction of `lr` at the last step
+    pooling: str = _RECIPE.pooling  # "gem": a convnet's average pooling becomes GeM (p = 3) when fine-tuning
 
     def __post_init__(self) -> None:
         """The one validation of training settings (app, CLI and Python alike): every field is checked and
@@ -285,7 +287,12 @@ class _KeptWeights:
 
     def _take(self, extractor: ViTExtractor, epoch: int, metrics: dict[str, float]) -> None:
         self.state = copy.deepcopy(extractor.state_dict())
+        self.pooling = pooling_of(extractor.model)  # the recipe may switch it to GeM after epoch 0
         self.epoch, self.metrics = epoch, metrics
+
+    def _put_back(self, extractor: ViTExtractor) -> None:
+        set_pooling(extractor.model, self.pooling)
+        extractor.load_state_dict(self.state)
 
     def _value(self, metrics: dict[str, float]) -> float:
         value = _headline(metrics, self.settings.select_by)
@@ -297,8 +304,8 @@ class _KeptWeights:
             self._take(extractor, epoch, metrics)
 
     def restore(self, extractor: ViTExtractor, result: TrainingResult) -> None:
-        """Put the kept weights back into `extractor` and say so in `result`."""
-        extractor.load_state_dict(self.state)
+        """Put the kept weights (and their pooling) back into `extractor` and say so in `result`."""
+        self._put_back(extractor)
         result.kept_epoch, result.final_metrics = self.epoch, self.metrics
 
     def save(self, extractor: ViTExtractor, path: str | Path, epochs_done: int) -> Path:
@@ -306,7 +313,7 @@ class _KeptWeights:
         holder = extractor
         if self.epoch != epochs_done:  # `extractor` holds later weights than the kept ones
             holder = copy.deepcopy(extractor)
-            holder.load_state_dict(self.state)
+            self._put_back(holder)
         training = {**self.settings.to_dict(), "epochs_done": epochs_done, "epoch_in_use": self.epoch}
         return holder.save(path, training=training, metrics=self.metrics)
 
