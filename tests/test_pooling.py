@@ -7,6 +7,7 @@ import os
 import pytest
 import torch
 
+from explorer.inference.folding import fold_batch_norms
 from explorer.models import ViTExtractor
 from explorer.models.pooling import GeneralizedMeanPooling, pooling_of, set_pooling, use_gem_pooling
 from explorer.models.registry import create_backbone
@@ -87,3 +88,12 @@ def test_fine_tuning_switches_to_gem_unless_asked_to_keep_and_leaves_it_after_th
 def test_an_unknown_pooling_is_named_with_the_choices():
     with pytest.raises(ValueError, match="pooling must be one of gem, keep"):
         FineTuneRecipe(pooling="max")
+
+
+def test_the_folded_inference_copy_of_a_gem_model_keeps_gem_and_its_features():
+    extractor = ViTExtractor(None, arch="test_efficientnet").eval()
+    use_gem_pooling(extractor.model)
+    images = torch.rand(4, 3, 64, 64)
+    folded = fold_batch_norms(extractor, images[:2])
+    assert folded is not extractor and pooling_of(folded.model) == "gem"
+    torch.testing.assert_close(folded(images), extractor(images), rtol=1e-4, atol=1e-5)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import zipfile
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ from explorer import const as C
 from explorer.checks import check_count
 from explorer.errors import InputError
 from explorer.models import ViTExtractor
+from explorer.training import train as train_module
 from explorer.training.train import TrainingSettings
 from explorer.workspace import WorkspaceSession
 from explorer.workspace import workspace as workspace_module
@@ -440,6 +442,24 @@ def test_training_reports_each_epoch_then_compare_measures_against_the_base(shar
     best = np.sort(change[change > 0])[::-1][: len(result.improved)]
     assert len(result.improved) == min(3, int((change > 0).sum()))  # the largest gains, as many as asked for
     np.testing.assert_allclose(result.improved["delta"], np.round(best, 4))
+
+
+@pytest.mark.parametrize(("cmc_at_1", "kept", "says_gem"), [([0.2, 0.5, 0.3], 1, True), ([0.5, 0.4, 0.3], 0, False)])
+def test_the_model_line_says_when_the_weights_in_use_pool_with_gem(shared, monkeypatch, cmc_at_1, kept, says_gem):
+    values = iter(cmc_at_1)  # each validation of the run, epoch 0 first
+    monkeypatch.setattr(
+        train_module,
+        "evaluate_extractor",
+        lambda *args, **kwargs: SimpleNamespace(metrics_flat={"OVERALL/cmc/1": next(values), "OVERALL/map/5": 0.1}),
+    )
+    session = WorkspaceSession(shared)
+    settings = TrainingSettings(
+        epochs=2, lr=1e-3, n_labels=2, n_instances=2, image_size=TINY_IMAGE_SIZE, fine_tune=True
+    )
+    list(session.train(settings))
+    description = session.workspace.describe()
+    assert f"trained here, epoch {kept} of 2 in use" in description
+    assert ("GEM pooling" in description) is says_gem
 
 
 def test_cancelling_training_stops_it_before_the_requested_epochs(shared):

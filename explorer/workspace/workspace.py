@@ -33,6 +33,7 @@ from explorer.inference import EmbeddingsCache
 from explorer.inference.embed import INFERENCE_BATCH_SIZE
 from explorer.metrics.evaluation import EvaluationResult, evaluate_embeddings
 from explorer.metrics.functional import flatten_metrics
+from explorer.models.pooling import pooling_of
 from explorer.progress import Progress, report, scaled
 from explorer.retrieval.search import search_gallery
 from explorer.training.train import (
@@ -802,6 +803,9 @@ class Workspace:
         self.base = self.copy()  # keeps the pre-training embeddings and metrics: nothing is recomputed
         self.base.base = None
         trained = f"trained here, epoch {result.kept_epoch} of {result.epochs_done} in use"
+        pooling = pooling_of(model.model)  # the recipe's switch to GeM stays with the weights: say so
+        if pooling is not None:
+            trained += f", {pooling.upper()} pooling"
         description = f"{self.extractor.choice.describe(model)}, {trained}"
         self.extractor = Extractor(model.eval(), model.get_transforms(train=False), self.extractor.choice, description)
         self.training_history = result.history_frame()
