@@ -15,6 +15,7 @@ from explorer.data import DatasetQueryGallery, DatasetWithLabels, download_mock_
 from explorer.errors import InputError
 from explorer.metrics import EmbeddingMetrics
 from explorer.models import ViTExtractor
+from explorer.models.pooling import pooling_of
 from explorer.models.transforms import ImageConfig, eval_transform
 from explorer.training import (
     AllTripletsMiner,
@@ -133,6 +134,28 @@ def test_without_an_optimizer_the_module_fine_tunes_with_the_shared_recipe_and_u
     extractor.train()
     extractor(torch.zeros(2, 3, 48, 48))
     assert all(m.training for m in extractor.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm))
+
+
+def test_a_fine_tuned_fit_pools_with_gem_and_resumes_from_its_lightning_checkpoint(loaders, tmp_path):
+    train_loader, _ = loaders
+    criterion = TripletLossWithMiner(margin=0.1, miner=AllTripletsMiner())
+
+    def fine_tuned_module() -> ExtractorModule:
+        extractor = ViTExtractor(None, arch="test_efficientnet")
+        extractor.preset = "pretrained somewhere"  # the recipe's automatic switch: on for learned weights
+        return ExtractorModule(extractor, criterion, recipe=FineTuneRecipe(lr=1e-3))
+
+    options = {"logger": False, "default_root_dir": tmp_path, **TRAINER_OPTIONS}
+    first = fine_tuned_module()
+    trainer = pl.Trainer(max_epochs=1, **options)
+    trainer.fit(first, train_dataloaders=train_loader)
+    assert pooling_of(first.extractor.model) == "gem"
+    trainer.save_checkpoint(tmp_path / "run.ckpt")
+    resumed = fine_tuned_module()  # a fresh extractor, average pooling, as a script builds it again
+    assert pooling_of(resumed.extractor.model) is None
+    pl.Trainer(max_epochs=2, **options).fit(resumed, train_dataloaders=train_loader, ckpt_path=tmp_path / "run.ckpt")
+    assert pooling_of(resumed.extractor.model) == "gem"
+    assert float(resumed.extractor.model.global_pool.pool.p) == 3.0
 
 
 def test_the_default_recipe_is_the_training_settings_one_and_optimizer_or_recipe_not_both():

@@ -9,7 +9,13 @@ import torch
 
 from explorer.inference.folding import fold_batch_norms
 from explorer.models import ViTExtractor
-from explorer.models.pooling import GeneralizedMeanPooling, pooling_of, set_pooling, use_gem_pooling
+from explorer.models.pooling import (
+    GeneralizedMeanPooling,
+    pooling_of,
+    set_pooling,
+    state_pools_with_gem,
+    use_gem_pooling,
+)
 from explorer.models.registry import create_backbone
 from explorer.training.recipe import FineTuneRecipe, fine_tuning
 
@@ -97,3 +103,17 @@ def test_the_folded_inference_copy_of_a_gem_model_keeps_gem_and_its_features():
     folded = fold_batch_norms(extractor, images[:2])
     assert folded is not extractor and pooling_of(folded.model) == "gem"
     torch.testing.assert_close(folded(images), extractor(images), rtol=1e-4, atol=1e-5)
+
+
+def test_gem_is_created_on_the_device_the_backbone_is_on():
+    backbone = create_backbone("test_efficientnet").to("meta")  # as a fit moves it before the recipe applies
+    use_gem_pooling(backbone)
+    assert backbone.global_pool.pool.p.device.type == "meta"
+
+
+def test_saved_weights_say_whether_they_pool_with_gem():
+    backbone = create_backbone("test_efficientnet")
+    assert not state_pools_with_gem(backbone.state_dict())
+    use_gem_pooling(backbone)
+    assert state_pools_with_gem(backbone.state_dict())
+    assert state_pools_with_gem({f"extractor.model.{key}": value for key, value in backbone.state_dict().items()})

@@ -14,6 +14,8 @@ are left alone.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from timm.layers import SelectAdaptivePool2d
 from torch import nn
@@ -21,6 +23,7 @@ from torch import nn
 GEM = "gem"
 GEM_P = 3.0
 POOLING_CHOICES = (GEM, "keep")  # what fine-tuning does to the backbone's pooling
+GEM_STATE_KEY = "global_pool.pool.p"  # GeM's exponent in a timm backbone's state_dict
 
 
 class GeneralizedMeanPooling(nn.Module):
@@ -52,6 +55,16 @@ def _is_global_average(pool: SelectAdaptivePool2d) -> bool:
     return isinstance(pool.pool, nn.AdaptiveAvgPool2d) and pool.pool.output_size in (1, (1, 1))
 
 
+def _device_of(module: nn.Module) -> torch.device:
+    return next((tensor.device for tensor in module.parameters()), torch.device("cpu"))
+
+
+def state_pools_with_gem(state_dict: Mapping[str, object]) -> bool:
+    """Whether saved weights (a `state_dict`, keys prefixed or not) hold a GeM exponent: the model they come from
+    pooled with GeM, so the one they are loaded into must too (`set_pooling(backbone, GEM)`) before loading."""
+    return any(key == GEM_STATE_KEY or key.endswith(f".{GEM_STATE_KEY}") for key in state_dict)
+
+
 def pooling_of(backbone: nn.Module) -> str | None:
     """`GEM` when the backbone pools with GeM, else None (its own pooling): what a checkpoint records."""
     return GEM if any(isinstance(pool.pool, GeneralizedMeanPooling) for pool in _global_pools(backbone)) else None
@@ -68,7 +81,7 @@ def use_gem_pooling(backbone: nn.Module, p: float = GEM_P) -> bool:
         if isinstance(pool.pool, GeneralizedMeanPooling):
             switched = True
         elif _is_global_average(pool):
-            pool.pool = GeneralizedMeanPooling(p)
+            pool.pool = GeneralizedMeanPooling(p).to(_device_of(backbone))  # a fit may have moved the model already
             pool.pool_type = GEM
             switched = True
     return switched

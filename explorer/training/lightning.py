@@ -18,9 +18,10 @@ from explorer import const as C
 from explorer.errors import InputError
 from explorer.metrics.embedding_metrics import EmbeddingMetrics
 from explorer.metrics.functional import flatten_metrics
+from explorer.models.pooling import GEM, set_pooling, state_pools_with_gem
 from explorer.training.loggers import log_figure
 from explorer.training.losses import check_finite_loss
-from explorer.training.recipe import AppliedRecipe, FineTuneRecipe
+from explorer.training.recipe import AppliedRecipe, FineTuneRecipe, backbone_of
 
 WORST_QUERIES_TO_PLOT = 3
 INSTANCES_PER_PLOTTED_QUERY = 5
@@ -63,6 +64,12 @@ class ExtractorModule(pl.LightningModule):
         self.input_tensors_key = input_tensors_key
         self.labels_key = labels_key
         self.embeddings_key = embeddings_key
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Resuming a fit (`ckpt_path=`) of a fine-tuned run: its weights pool with GeM (the recipe switched them),
+        so this extractor must pool with GeM before Lightning loads them."""
+        if state_pools_with_gem(checkpoint.get("state_dict", {})):
+            set_pooling(backbone_of(self.extractor), GEM)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.extractor(images)
