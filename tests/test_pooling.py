@@ -12,6 +12,7 @@ from explorer.models import ViTExtractor
 from explorer.models.pooling import (
     GeneralizedMeanPooling,
     pooling_of,
+    pools_activations,
     set_pooling,
     state_pools_with_gem,
     use_gem_pooling,
@@ -105,10 +106,15 @@ def test_the_folded_inference_copy_of_a_gem_model_keeps_gem_and_its_features():
     torch.testing.assert_close(folded(images), extractor(images), rtol=1e-4, atol=1e-5)
 
 
-def test_gem_is_created_on_the_device_the_backbone_is_on():
-    backbone = create_backbone("test_efficientnet").to("meta")  # as a fit moves it before the recipe applies
-    use_gem_pooling(backbone)
-    assert backbone.global_pool.pool.p.device.type == "meta"
+def test_signed_maps_keep_their_average_pooling_and_the_probe_leaves_every_mode_as_it_was():
+    convnext = create_backbone("test_convnext")  # pools its signed maps before the head's LayerNorm
+    convnext.train()
+    convnext.stem.eval()
+    modes = [module.training for module in convnext.modules()]
+    assert not pools_activations(convnext) and not use_gem_pooling(convnext) and pooling_of(convnext) is None
+    assert [module.training for module in convnext.modules()] == modes
+    for arch in ("test_resnet", "test_efficientnet"):  # ReLU / SiLU maps: GeM's domain
+        assert pools_activations(create_backbone(arch))
 
 
 def test_saved_weights_say_whether_they_pool_with_gem():

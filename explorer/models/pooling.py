@@ -9,7 +9,7 @@ Benchmarks > Train tab).
 
 timm's convnets pool with a `SelectAdaptivePool2d` (`model.global_pool`, or `model.head.global_pool`); GeM takes
 the place of its inner `pool`, so the module's flatten and every caller stay as they are. ViTs pool tokens and
-are left alone.
+are left alone, and so are convnets whose pooled maps are signed (ConvNeXt): GeM is for activations.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ GEM = "gem"
 GEM_P = 3.0
 POOLING_CHOICES = (GEM, "keep")  # what fine-tuning does to the backbone's pooling
 GEM_STATE_KEY = "global_pool.pool.p"  # GeM's exponent in a timm backbone's state_dict
+# Below the minimum of every common activation (SiLU -0.28, hard-swish -0.375, GELU -0.17; ReLU and ReLU6 0):
+# pooled maps that go lower are signed, not activations (`pools_activations`).
+ACTIVATION_FLOOR = -0.5
 
 
 class GeneralizedMeanPooling(nn.Module):
@@ -70,21 +73,47 @@ def pooling_of(backbone: nn.Module) -> str | None:
     return GEM if any(isinstance(pool.pool, GeneralizedMeanPooling) for pool in _global_pools(backbone)) else None
 
 
+def pools_activations(backbone: nn.Module) -> bool:
+    """Whether the maps the backbone pools are the output of a bounded-below activation, GeM's domain: their minimum
+    on one probe image (random pixels, at the model's input size up to 224 px) is above `ACTIVATION_FLOOR`.
+
+    Why: GeM clamps its input at eps, which is harmless after ReLU, SiLU or hard-swish (EfficientNet, ResNet,
+    MobileNet, RegNet) but would throw away the negative half of signed maps, such as ConvNeXt's, pooled before its
+    head's LayerNorm. The probe runs in eval mode without gradient; every module's mode is restored after it.
+    """
+    channels, height, width = getattr(backbone, "pretrained_cfg", {}).get("input_size", (3, 224, 224))
+    probe = torch.rand(1, channels, min(height, 224), min(width, 224), device=_device_of(backbone))
+    modes = [(module, module.training) for module in backbone.modules()]
+    backbone.eval()
+    try:
+        with torch.no_grad():
+            features = backbone.forward_features(probe)
+    finally:
+        for module, training in modes:
+            module.training = training
+    return float(features.min()) > ACTIVATION_FLOOR
+
+
 def use_gem_pooling(backbone: nn.Module, p: float = GEM_P) -> bool:
     """Replace the backbone's global average pooling by GeM with exponent `p`; True when it now pools with GeM.
 
     A backbone that already pools with GeM keeps its own p (a fine-tuned checkpoint trained further); one without
-    timm's NCHW global average (ViTs, max or 'fast' pooling) is left as it is and gives False.
+    timm's NCHW global average (ViTs, max or 'fast' pooling) or whose pooled maps are signed (`pools_activations`:
+    ConvNeXt) is left as it is and gives False.
     """
-    switched = False
-    for pool in _global_pools(backbone):
-        if isinstance(pool.pool, GeneralizedMeanPooling):
-            switched = True
-        elif _is_global_average(pool):
-            pool.pool = GeneralizedMeanPooling(p).to(_device_of(backbone))  # a fit may have moved the model already
-            pool.pool_type = GEM
-            switched = True
-    return switched
+    if pooling_of(backbone) == GEM:
+        return True
+    averages = [pool for pool in _global_pools(backbone) if _is_global_average(pool)]
+    if not averages or not pools_activations(backbone):
+        return False
+    _switch_to_gem(backbone, averages, p)
+    return True
+
+
+def _switch_to_gem(backbone: nn.Module, pools: list[SelectAdaptivePool2d], p: float = GEM_P) -> None:
+    for pool in pools:
+        pool.pool = GeneralizedMeanPooling(p).to(_device_of(backbone))  # a fit may have moved the model already
+        pool.pool_type = GEM
 
 
 def set_pooling(backbone: nn.Module, pooling: str | None) -> None:
@@ -92,9 +121,11 @@ def set_pooling(backbone: nn.Module, pooling: str | None) -> None:
 
     Why: a checkpoint and a kept epoch record the pooling with the weights; restoring them restores it too.
     """
-    if pooling == GEM:
-        if not use_gem_pooling(backbone):
+    if pooling == GEM:  # recorded with the weights: no second decision, only the layer
+        averages = [pool for pool in _global_pools(backbone) if _is_global_average(pool)]
+        if pooling_of(backbone) != GEM and not averages:
             raise ValueError(f"{type(backbone).__name__} has no global average pooling to replace by GeM.")
+        _switch_to_gem(backbone, averages)
         return
     for pool in _global_pools(backbone):
         if isinstance(pool.pool, GeneralizedMeanPooling):
