@@ -123,3 +123,12 @@ def test_saved_weights_say_whether_they_pool_with_gem():
     use_gem_pooling(backbone)
     assert state_pools_with_gem(backbone.state_dict())
     assert state_pools_with_gem({f"extractor.model.{key}": value for key, value in backbone.state_dict().items()})
+
+
+def test_the_probe_leaves_the_global_random_state_alone():
+    backbone = create_backbone("test_efficientnet")
+    torch.manual_seed(1)
+    expected = torch.rand(3)
+    torch.manual_seed(1)
+    pools_activations(backbone)
+    torch.testing.assert_close(torch.rand(3), expected, rtol=0, atol=0)  # a seeded run draws the same numbers

@@ -82,7 +82,8 @@ def pools_activations(backbone: nn.Module) -> bool:
     head's LayerNorm. The probe runs in eval mode without gradient; every module's mode is restored after it.
     """
     channels, height, width = getattr(backbone, "pretrained_cfg", {}).get("input_size", (3, 224, 224))
-    probe = torch.rand(1, channels, min(height, 224), min(width, 224), device=_device_of(backbone))
+    pixels = torch.rand(1, channels, min(height, 224), min(width, 224), generator=torch.Generator().manual_seed(0))
+    probe = pixels.to(_device_of(backbone))  # its own generator: a run's seeded randomness stays as it was
     modes = [(module, module.training) for module in backbone.modules()]
     backbone.eval()
     try:
