@@ -4,7 +4,7 @@ GeM pools each channel as (mean over positions of x^p)^(1/p): p = 1 is average p
 With p = 3 (Radenovic et al., "Fine-tuning CNN image retrieval with no human annotation", 2018) a channel is
 described by its strong responses rather than by their spatial average, which the background around a small object
 dilutes. On the offline preset's own features (birds50 validation, `bench/bench_pooling.py`) average pooling gives
-cmc@1 0.926, GeM with p = 3 0.936, and the Train tab's defaults gain about twice as much with it (README,
+cmc@1 0.926, GeM with p = 3 0.936, and with it the Train tab's defaults gain +0.02 there instead of +0.005 (README,
 Benchmarks > Train tab).
 
 timm's convnets pool with a `SelectAdaptivePool2d` (`model.global_pool`, or `model.head.global_pool`); GeM takes
@@ -54,7 +54,7 @@ def _global_pools(backbone: nn.Module) -> list[SelectAdaptivePool2d]:
 
 
 def _is_global_average(pool: SelectAdaptivePool2d) -> bool:
-    """timm's NCHW global average (`pool_type='avg'`: an `AdaptiveAvgPool2d(1)`, flattened after it)."""
+    """timm's NCHW global average (`pool_type='avg'`: an `AdaptiveAvgPool2d(1)`, flattened after it or not)."""
     return isinstance(pool.pool, nn.AdaptiveAvgPool2d) and pool.pool.output_size in (1, (1, 1))
 
 

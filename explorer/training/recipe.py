@@ -29,7 +29,7 @@ from torch.utils.hooks import RemovableHandle
 
 from explorer.checks import check_choice, check_number
 from explorer.errors import InputError
-from explorer.models.pooling import POOLING_CHOICES, use_gem_pooling
+from explorer.models.pooling import GEM, POOLING_CHOICES, use_gem_pooling
 
 BATCHNORM_TYPES = (nn.modules.batchnorm._BatchNorm,)
 STAGE_CONTAINER_NAMES = ("blocks", "layers", "stages", "features")  # timm's names for the sequence of stages
@@ -231,7 +231,7 @@ class FineTuneRecipe:
     layer_decay: float = 0.7
     warmup_fraction: float = 0.1
     final_lr_fraction: float = 0.1
-    pooling: str = "gem"  # one of POOLING_CHOICES: "gem", or "keep" the backbone's own pooling
+    pooling: str = GEM  # one of POOLING_CHOICES: "gem", or "keep" the backbone's own pooling
 
     def __post_init__(self) -> None:
         self.lr = check_number("learning rate (lr)", self.lr, 0.0, strictly_above=True)
@@ -261,7 +261,7 @@ class AppliedRecipe:
         self._requires_grad = [p.requires_grad for p in model.parameters()]
         self._hook: RemovableHandle | None = None
         if recipe.fine_tunes(model):
-            if recipe.pooling == "gem":
+            if recipe.pooling == GEM:
                 use_gem_pooling(backbone_of(model))
             self._hook = freeze_batchnorm(model)
             freeze_early_stages(model, stages_to_freeze(model, recipe.frozen_fraction))
