@@ -1,8 +1,8 @@
 """Extractor checkpoints: one safetensors file whose header carries everything needed to use the model again.
 
-The header holds the architecture, preset, feature size, normalisation, pooling, image config (so transforms are restored),
-training settings and metrics at save time. Files are written to a temporary name and renamed, so a crash or a
-full disk never leaves a half-written checkpoint under the real name.
+The header holds the architecture, preset, feature size, normalisation, pooling, image config (so transforms are
+restored), training settings and metrics at save time. Files are written to a temporary name and renamed, so a crash
+or a full disk never leaves a half-written checkpoint under the real name.
 """
 
 from __future__ import annotations

@@ -70,7 +70,8 @@ def _settings_rows() -> tuple[dict[str, gr.components.Component], dict[str, gr.c
         settings["n_instances"] = gr.Number(TRAIN_DEFAULTS.n_instances, label="n_instances", precision=0, minimum=2)
         settings["image_size"] = gr.Number(
             TRAIN_DEFAULTS.image_size,
-            label="image size (empty or 0: automatic: the model's own, at most the images' side, at least half the model's)",
+            label="image size (empty or 0: automatic: the model's own, at most the images' side, "
+            "at least half the model's)",
             precision=0,
             minimum=0,
             maximum=IMAGE_SIZE_RANGE[1],
